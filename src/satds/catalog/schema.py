@@ -19,8 +19,6 @@ _f64s = pa.list_(_f64)
 _i64s = pa.list_(_i64)
 _strs = pa.list_(_str)
 
-#: One term of a class's encoding in a label-layer file: voxels of ``layer`` whose value is in ``values``.
-ENCODING = pa.list_(pa.struct([("layer", pa.int16()), ("values", _i64s)]))
 
 TABLES: dict[str, pa.Schema] = {
     # One row per ingest of a dataset; the newest row is the dataset's current state.
@@ -89,7 +87,7 @@ TABLES: dict[str, pa.Schema] = {
             ("source_values", _strs),
             ("derived", pa.bool_()),
             ("rule", _str),
-            ("encoding", ENCODING),
+            ("label_values", _i64s),
             ("voxels", _i64),
             ("volume_ml", _f64),
             ("voxels_target", _i64),

@@ -163,12 +163,12 @@ class Catalog:
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
         return con
 
-    def read(self, table: str, where: str = "", params: list | None = None) -> pa.Table:
-        """Current rows of one view as Arrow (``where`` is a SQL condition with ``?`` parameters)."""
+    def read(self, table: str, where: str = "", params: list | dict | None = None) -> pa.Table:
+        """Current rows of one view as Arrow (``where`` is a SQL condition with ``?``/``$name`` parameters)."""
         con = self.connect()
         try:
             sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
-            return con.execute(sql, params or []).to_arrow_table()
+            return con.sql(sql, params=params).to_arrow_table() if params else con.sql(sql).to_arrow_table()
         finally:
             con.close()
 

@@ -1,0 +1,125 @@
+"""``satds ingest``, ``satds datasets`` and ``satds phantom``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import CatalogOpt, app, catalog_dir, console, err_console, fail
+
+
+@app.command("ingest")
+def ingest_cmd(
+    key: Annotated[str, typer.Argument(help="Dataset key, e.g. msd_liver, verse, totalsegmentator (case-insensitive).")],
+    root: Annotated[Path, typer.Option("--root", "-r", help="The dataset as downloaded (its top folder).")],
+    catalog: CatalogOpt = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Parallel processes [default: all cores].")] = None,
+    headers_only: Annotated[bool, typer.Option("--headers-only", help="Read image headers only (faster; integrity and fingerprints wait for build).")] = False,
+) -> None:
+    """Record every case of one dataset, read in its native layout, in the catalog."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..catalog import Catalog
+    from ..errors import SpecError
+    from ..ingest import ingest
+    from ..specs import get_spec
+
+    try:
+        spec = get_spec(key)
+    except SpecError as e:
+        raise fail(str(e))
+    cat = Catalog(catalog_dir(catalog))
+    with Progress(TextColumn(f"ingest {spec.key}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = ingest(spec.key, root, cat, workers=workers, full=not headers_only, progress=progress)
+    console.print(
+        f"[bold]{spec.key}[/bold]: {summary.scans} scans ingested"
+        + (f" ({summary.reused} unchanged, reused)" if summary.reused else "")
+        + (f", {summary.skipped} skipped by the spec" if summary.skipped else "")
+        + (f", [red]{summary.failed} failed[/red]" if summary.failed else "")
+        + f" → {cat.root}"
+    )
+    for f in summary.failures[:20]:
+        err_console.print(f"  [red]✗[/red] {f}", highlight=False)
+    if len(summary.failures) > 20:
+        err_console.print(f"  … {len(summary.failures) - 20} more: satds query \"SELECT * FROM failures\"")
+    for n in summary.notes[:10]:
+        console.print(f"  [dim]note: {n}[/dim]", highlight=False)
+    if summary.failed and not summary.scans:
+        raise typer.Exit(1)
+
+
+def dataset_rows() -> list[dict]:
+    """One row per registered dataset: the interface behind ``satds datasets --format json``."""
+    from ..ingest.engine import dataset_classes
+    from ..ontology import load_ontology
+    from ..specs import all_specs
+
+    onto = load_ontology()
+    rows = []
+    for spec in all_specs():
+        try:
+            classes = [onto[c].name for c in dataset_classes(spec.key, "").all_classes()]
+        except Exception as e:  # a spec whose classes do not resolve is listed, flagged
+            classes = []
+            err_console.print(f"[yellow]warning:[/yellow] {spec.key}: {e}", highlight=False)
+        rows.append(
+            {
+                "key": spec.key,
+                "title": spec.title,
+                "modality": spec.modality,
+                "region": spec.region,
+                "licence": spec.licence,
+                "redistributable": spec.redistributable,
+                "implemented": spec.implemented,
+                "scans": spec.scans,
+                "classes": classes,
+                "sat_key": spec.sat_key,
+                "url": spec.url,
+            }
+        )
+    return rows
+
+
+@app.command("datasets")
+def datasets_cmd(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+) -> None:
+    """List every registered dataset: modality, region, licence, expected scans and classes."""
+    rows = dataset_rows()
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    if fmt != "table":
+        raise fail("--format must be table or json")
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} datasets", show_lines=False)
+    for col in ("key", "modality", "region", "scans", "classes", "licence", "implemented"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        cls = ", ".join(r["classes"])
+        t.add_row(r["key"], r["modality"], r["region"], str(r["scans"] or "?"), f"{len(r['classes'])}: {cls[:60]}{'…' if len(cls) > 60 else ''}", r["licence"] + ("" if r["redistributable"] else " (no redistribution)"), "yes" if r["implemented"] else "no")
+    console.print(t)
+
+
+@app.command("phantom")
+def phantom_cmd(
+    key: Annotated[str, typer.Argument(help="Dataset key.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the phantom release into.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write a tiny synthetic copy of a dataset's native layout (for trying satds without downloads)."""
+    from ..phantoms import generate
+    from ..specs import get_spec
+
+    spec = get_spec(key)
+    generate(spec.key, out, seed=seed)
+    console.print(f"phantom of {spec.key} written to {out}")

@@ -1,0 +1,151 @@
+"""Pure geometry on ``(array, affine)``: orientation, grid identity, respacing grids, laterality.
+
+Everything here works in RAS+ world millimetres (see :class:`satds.io.Volume`) and never moves data by
+array index alone: two arrays are combined only after their affines say where each voxel lies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel.orientations as nio
+import numpy as np
+
+from .errors import GeometryError
+
+#: Grid identity tolerance, as a fraction of the smallest voxel spacing: corner voxel centres of two
+#: grids may differ by this much (header float rounding, DICOM→NIfTI conversions) and still be one grid.
+GRID_TOLERANCE = 0.1
+
+
+def axcodes(affine: np.ndarray) -> str:
+    return "".join(nio.aff2axcodes(affine))
+
+
+def spacing_of(affine: np.ndarray) -> np.ndarray:
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def reorient(array: np.ndarray, affine: np.ndarray, target: str = "RAS") -> tuple[np.ndarray, np.ndarray]:
+    """Permute/flip the first three axes so the array is closest to ``target`` axis codes.
+
+    Returns a *view* (no copy) and the matching affine; the voxel centres do not move in world space.
+    """
+    src = nio.io_orientation(affine)
+    dst = nio.axcodes2ornt(tuple(target))
+    t = nio.ornt_transform(src, dst)
+    return _apply(array, affine, t)
+
+
+def _apply(array: np.ndarray, affine: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if np.array_equal(t, [[0, 1], [1, 1], [2, 1]]):
+        return array, np.asarray(affine, dtype=np.float64)
+    out = nio.apply_orientation(array, t)
+    new_aff = np.asarray(affine, dtype=np.float64) @ nio.inv_ornt_aff(t, array.shape[:3])
+    return out, new_aff
+
+
+def corners(shape, affine) -> np.ndarray:
+    s = np.asarray(shape[:3]) - 1
+    idx = np.array([[i, j, k, 1] for i in (0, s[0]) for j in (0, s[1]) for k in (0, s[2])], dtype=np.float64)
+    return (np.asarray(affine) @ idx.T).T[:, :3]
+
+
+def grid_mismatch(shape_a, aff_a, shape_b, aff_b) -> str | None:
+    """None when grid b holds the same voxel centres as grid a (up to axis order/flips), else why not."""
+    t = nio.ornt_transform(nio.io_orientation(aff_b), nio.io_orientation(aff_a))
+    in_shape = tuple(int(s) for s in shape_b[:3])
+    out_shape = [0, 0, 0]
+    for in_ax, (out_ax, _) in enumerate(t):
+        out_shape[int(out_ax)] = in_shape[in_ax]
+    b_aff = np.asarray(aff_b, dtype=np.float64) @ nio.inv_ornt_aff(t, in_shape)
+    if tuple(out_shape) != tuple(int(s) for s in shape_a[:3]):
+        return f"shape {in_shape} (as {tuple(out_shape)} after reorientation) vs {tuple(int(s) for s in shape_a[:3])}"
+    tol = GRID_TOLERANCE * float(min(spacing_of(aff_a).min(), spacing_of(b_aff).min()))
+    d = np.abs(corners(shape_a, aff_a) - corners(out_shape, b_aff)).max()
+    if d > tol:
+        return f"voxel positions differ by up to {d:.3g} mm (tolerance {tol:.3g} mm)"
+    return None
+
+
+def align_to(array: np.ndarray, affine: np.ndarray, ref_shape, ref_affine) -> np.ndarray:
+    """``array`` permuted/flipped onto the reference grid's voxel order; GeometryError if not one grid."""
+    why = grid_mismatch(ref_shape, ref_affine, array.shape, affine)
+    if why:
+        raise GeometryError(f"grid does not match the image: {why}")
+    t = nio.ornt_transform(nio.io_orientation(affine), nio.io_orientation(ref_affine))
+    out, _ = _apply(array, affine, t)
+    return out
+
+
+# ---------------------------------------------------------------------- respacing grids
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid: ``shape`` voxels with ``affine`` (RAS+ mm)."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return spacing_of(self.affine)
+
+
+@dataclass(frozen=True)
+class Respacing:
+    """How an input grid maps onto a respaced output grid.
+
+    Output voxel ``t`` along axis ``a`` sits at input index ``centre[a] + (t - mid[a]) * scale[a]``: the
+    output grid has exactly the requested spacing and is centred on the input's extent, so respacing
+    never shifts anatomy (a kept origin would shift it by half the change in voxel size).
+    """
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    scale: np.ndarray  # output spacing / input spacing, per axis
+    in_affine: np.ndarray
+
+    @property
+    def centre(self) -> np.ndarray:
+        return (np.asarray(self.in_shape) - 1) / 2.0
+
+    @property
+    def mid(self) -> np.ndarray:
+        return (np.asarray(self.out_shape) - 1) / 2.0
+
+    def coords(self, axis: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Input index coordinate of output voxels ``start..stop-1`` along ``axis``."""
+        stop = self.out_shape[axis] if stop is None else stop
+        t = np.arange(start, stop, dtype=np.float64)
+        return self.centre[axis] + (t - self.mid[axis]) * self.scale[axis]
+
+    def out_affine(self, offset=(0, 0, 0)) -> np.ndarray:
+        a = np.eye(4)
+        for i in range(3):
+            a[i, i] = self.scale[i]
+            a[i, 3] = self.centre[i] + (offset[i] - self.mid[i]) * self.scale[i]
+        return self.in_affine @ a
+
+    def out_range(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output index box [start, stop) of voxels whose centre lies in input box [lo-0.5, hi+0.5]."""
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        start = np.ceil((lo - 0.5 - self.centre) / self.scale + self.mid - 1e-9)
+        stop = np.floor((hi + 0.5 - self.centre) / self.scale + self.mid + 1e-9) + 1
+        start = np.clip(start, 0, np.asarray(self.out_shape)).astype(int)
+        stop = np.clip(stop, start + 1, np.asarray(self.out_shape)).astype(int)
+        return start, stop
+
+
+def respacing(shape, affine, spacing) -> Respacing:
+    sp_in = spacing_of(affine)
+    sp_out = np.asarray(spacing, dtype=np.float64)
+    n_in = np.asarray(shape[:3], dtype=np.float64)
+    n_out = np.maximum(1, np.round(n_in * sp_in / sp_out)).astype(int)
+    return Respacing(tuple(int(s) for s in shape[:3]), tuple(int(s) for s in n_out), sp_out / sp_in, np.asarray(affine, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------- laterality
+def patient_side(world_x: float, midline_x: float) -> str:
+    """'left' or 'right' for a RAS+ world x coordinate (x grows towards the patient's right)."""
+    return "right" if world_x > midline_x else "left"

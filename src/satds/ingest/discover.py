@@ -1,0 +1,190 @@
+"""Find a dataset's scans under its root: patterns → :class:`CaseFiles`, plus ids and official splits."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CaseError, SpecError
+from ..specs.model import DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromSections, SplitFromTable
+from .hooks import get_hook
+from .patterns import compile_pattern, fill, find
+
+SPLITS = {"train", "validation", "test", "unknown"}
+
+
+@dataclass
+class CaseFiles:
+    """Everything needed to read one scan, with paths relative to the dataset root."""
+
+    dataset: str
+    layout: str
+    captures: dict[str, str]
+    case_id: str
+    patient_id: str
+    scan_id: str
+    images: list[str]  # one path per channel (the same path for channels of one 4D file)
+    channel_index: list[int | None]
+    label: str | None = None
+    label_files: dict[str, str] = field(default_factory=dict)  # spec key → path
+    missing_label_keys: list[str] = field(default_factory=list)
+    official_split: str = "unknown"
+    extra: dict = field(default_factory=dict)  # hook-specific data (e.g. DICOM series uid)
+
+    @property
+    def all_files(self) -> list[str]:
+        return sorted({*self.images, *([self.label] if self.label else []), *self.label_files.values()})
+
+
+class SplitResolver:
+    """Official split per case: constant, from a capture, a table, a sections file, or a hook."""
+
+    def __init__(self, spec: DatasetSpec, root: Path, rule=None):
+        self.spec = spec
+        self.rule = rule if rule is not None else spec.official_split
+        self.table: dict[str, str] = {}
+        r = self.rule
+        if isinstance(r, SplitFromTable):
+            path = root / r.table
+            if path.exists():
+                with path.open(newline="") as f:
+                    sample = f.read(4096)
+                    f.seek(0)
+                    sep = r.sep or (";" if sample.count(";") > sample.count(",") else ",")
+                    for row in csv.DictReader(f, delimiter=sep):
+                        self.table[str(row.get(r.key_column, "")).strip()] = str(row.get(r.column, "")).strip()
+        elif isinstance(r, SplitFromSections):
+            path = root / r.sections
+            if path.exists():
+                section = None
+                for line in path.read_text().splitlines():
+                    line = line.strip()
+                    if not line:
+                        continue
+                    if line.endswith(":"):
+                        section = line[:-1].strip()
+                    elif section is not None:
+                        self.table[line] = section
+        elif isinstance(r, SplitFromHook):
+            fn = get_hook(r.hook, "official_split")
+            if fn is None:
+                raise SpecError(f"{spec.key}: hook {r.hook!r} has no official_split")
+            self.table = dict(fn(spec, root))
+
+    def __call__(self, captures: dict[str, str], case_id: str) -> str:
+        r = self.rule
+        if isinstance(r, str):
+            return r
+        if isinstance(r, SplitFromCapture):
+            value = r.map.get(captures.get(r.capture, ""), r.default)
+        elif isinstance(r, (SplitFromTable, SplitFromSections)):
+            raw = self.table.get(fill(r.key, captures))
+            value = r.map.get(raw, raw) if raw is not None else r.default
+        else:
+            value = self.table.get(case_id, "unknown")
+        if value not in SPLITS:
+            raise SpecError(f"{self.spec.key}: split value {value!r} is not one of {sorted(SPLITS)}")
+        return value
+
+
+def _skipped(spec: DatasetSpec, case_id: str) -> str | None:
+    for s in spec.skip:
+        if (s.case.startswith("^") and re.search(s.case, case_id)) or s.case == case_id:
+            return s.reason
+    return None
+
+
+def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
+    """(cases, problems, skipped) for one dataset root. Problems are per-case errors to record."""
+    root = Path(root)
+    default_splits = SplitResolver(spec, root)
+    cases: list[CaseFiles] = []
+    problems: list[CaseError] = []
+    skipped: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for layout in spec.layout:
+        hook = get_hook(layout.hook, "discover")
+        found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems)
+        splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
+        for cf in found:
+            if not cf.official_split or cf.official_split == "unknown":
+                cf.official_split = splits(cf.captures, cf.case_id)
+            reason = _skipped(spec, cf.case_id)
+            if reason:
+                skipped.append((cf.case_id, reason))
+                continue
+            if cf.scan_id in seen:
+                problems.append(CaseError(f"scan id {cf.scan_id!r} found twice ({seen[cf.scan_id]} and {cf.images[0]}); the spec's case_id template is not unique", dataset=spec.key, case=cf.case_id, file=cf.images[0]))
+                continue
+            seen[cf.scan_id] = cf.images[0]
+            cases.append(cf)
+    return cases, problems, skipped
+
+
+def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError]) -> list[CaseFiles]:
+    pat = compile_pattern(layout.match)
+    out = []
+    for rel, caps in find(root, pat, layout.exclude):
+        caps = dict(caps)
+        caps["path"] = rel
+        for name, tpl in layout.vars.items():
+            caps[name] = fill(tpl, caps)
+        case_id = fill(spec.case_id, caps)
+        scan_id = f"{spec.key}/{case_id}" + (f"/{layout.scan_suffix}" if layout.scan_suffix else "")
+        try:
+            cf = case_files(spec, layout, root, rel, caps, case_id, scan_id)
+        except CaseError as e:
+            problems.append(e.located(dataset=spec.key, case=case_id))
+            continue
+        out.append(cf)
+    return out
+
+
+def case_files(spec: DatasetSpec, layout: Layout, root: Path, rel: str, caps: dict[str, str], case_id: str, scan_id: str) -> CaseFiles:
+    image = fill(layout.image, caps) if layout.image else rel
+    images: list[str] = []
+    index: list[int | None] = []
+    if layout.channels:
+        for ch in layout.channels:
+            images.append(fill(ch.file, caps) if ch.file else image)
+            index.append(ch.index)
+    else:
+        images, index = [image], [None]
+    for p in dict.fromkeys(images):
+        if not (root / p).exists():
+            raise CaseError("image file is missing", file=p)
+    cf = CaseFiles(spec.key, layout.name, caps, case_id, fill(spec.patient_id, caps), scan_id, images, index)
+    if layout.label:
+        lab = fill(layout.label, caps)
+        if (root / lab).exists():
+            cf.label = lab
+        elif not layout.label_optional:
+            raise CaseError("label file is missing", file=lab)
+    elif layout.label_files:
+        keys = [str(e.value) for e in spec.labels]
+        pat = compile_pattern(_partial_fill(layout.label_files, caps))
+        present = {c.get("name"): r for r, c in find(root, pat)}
+        for k in keys:
+            if k in present:
+                cf.label_files[k] = present.pop(k)
+            else:
+                cf.missing_label_keys.append(k)
+        if present:
+            extra = sorted(present)[:5]
+            raise CaseError(f"mask file(s) not in the spec: {extra}", file=present[extra[0]])
+        if cf.missing_label_keys and layout.missing_class_files == "error":
+            raise CaseError(f"missing mask file(s) {cf.missing_label_keys[:5]}", file=_partial_fill(layout.label_files, caps))
+        if not cf.label_files and not layout.label_optional:
+            raise CaseError("no mask files found", file=_partial_fill(layout.label_files, caps))
+    return cf
+
+
+def _partial_fill(template: str, caps: dict[str, str]) -> str:
+    """Fill every capture but ``{name}`` (which stays a capture for the class-file search)."""
+    out = template
+    for k, v in caps.items():
+        if k != "name":
+            out = out.replace("{" + k + "}", v)
+    return out

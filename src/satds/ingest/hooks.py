@@ -1,0 +1,47 @@
+"""Named hooks for what a dataset's layout cannot say as data.
+
+A spec's layout names a hook (``hook: chaos_png``); the hook object may provide any of:
+
+- ``discover(spec, layout, root) -> list[CaseFiles]`` — find the scans (replaces pattern matching);
+- ``read_image(case, spec) -> list[Volume]`` — read the channels (replaces the format readers);
+- ``read_labels(case, spec, image: Volume) -> list[LabelPiece]`` — read label data onto the image grid;
+- ``official_split(spec, root) -> dict[case_id, split]``.
+
+Hooks live in :mod:`satds.ingest.hook_impl` (one small function per quirk) and are registered by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import SpecError
+
+_HOOKS: dict[str, dict[str, Callable[..., Any]]] = {}
+
+
+def hook(name: str, kind: str) -> Callable[[Callable], Callable]:
+    """Register ``fn`` as the ``kind`` part (discover, read_image, read_labels, official_split) of hook ``name``."""
+    if kind not in {"discover", "read_image", "read_labels", "official_split"}:
+        raise ValueError(f"unknown hook kind {kind!r}")
+
+    def deco(fn: Callable) -> Callable:
+        _HOOKS.setdefault(name, {})[kind] = fn
+        return fn
+
+    return deco
+
+
+def get_hook(name: str | None, kind: str) -> Callable[..., Any] | None:
+    if not name:
+        return None
+    from . import hook_impl  # noqa: F401  (registers the built-in hooks)
+
+    if name not in _HOOKS:
+        raise SpecError(f"unknown hook {name!r}; registered: {sorted(_HOOKS)}")
+    return _HOOKS[name].get(kind)
+
+
+def hook_names() -> list[str]:
+    from . import hook_impl  # noqa: F401
+
+    return sorted(_HOOKS)

@@ -1,0 +1,104 @@
+"""One entry point for every image format satds reads: :func:`read_volume`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeometryError, ReadError
+from .volume import Volume
+
+NIFTI = (".nii", ".nii.gz")
+ITK = (".mha", ".mhd", ".nhdr", ".nrrd", ".mnc", ".hdr")
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    p = Path(path)
+    name = p.name.lower()
+    if p.is_dir():
+        return "dicom"
+    if name.endswith(NIFTI):
+        return "nifti"
+    if name.endswith(".seg.nrrd") or name.endswith(".nrrd") or name.endswith(".nhdr"):
+        return "nrrd"
+    if name.endswith(ITK):
+        return "itk"
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".dcm") or name.endswith(".ima"):
+        return "dicom-file"
+    if name.endswith(".png"):
+        return "png"
+    return "unknown"
+
+
+def read_volume(path: str | os.PathLike, *, series_uid: str | None = None, ndim: int | None = 3) -> Volume:
+    """Read any supported image. ``ndim`` = 3 rejects 4D data (use ``None`` to allow channels)."""
+    p = Path(path)
+    if not p.exists():
+        raise ReadError("file not found", file=str(p))
+    kind = file_kind(p)
+    if kind == "nifti":
+        from .nifti import read_nifti
+
+        vol = read_nifti(p)
+    elif kind == "nrrd":
+        from .nrrd_seg import read_nrrd
+
+        vol, segments = read_nrrd(p)
+        vol.meta["segments"] = segments
+    elif kind == "itk":
+        from .itk import read_itk
+
+        vol = read_itk(p)
+    elif kind == "dicom":
+        from .itk import read_dicom_series
+
+        vol = read_dicom_series(p, series_uid)
+    elif kind == "npy":
+        try:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        except Exception as e:
+            raise ReadError(f"cannot read .npy ({e})", file=str(p)) from e
+        vol = Volume(arr, np.eye(4), {"format": "npy", "path": str(p), "geometry": "missing"})
+    else:
+        raise ReadError(f"unsupported file type {p.suffix!r}", file=str(p))
+    # Trailing singleton axes (x, y, z, 1) are 3D in all but name.
+    while vol.array.ndim > 3 and vol.array.shape[-1] == 1:
+        vol.array = vol.array[..., 0]
+    if ndim is not None and vol.array.ndim != ndim:
+        raise GeometryError(f"expected a {ndim}D volume, found shape {vol.shape}", file=str(p))
+    if np.issubdtype(vol.array.dtype, np.floating) and vol.array.size and not np.isfinite(vol.array).all():
+        vol.meta["nonfinite"] = int((~np.isfinite(vol.array)).sum())
+    return vol
+
+
+def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, str]:
+    """(shape, RAS+ affine, dtype) without decoding voxels where the format allows it."""
+    p = Path(path)
+    kind = file_kind(p)
+    if kind == "nifti":
+        import nibabel as nib
+
+        try:
+            img = nib.load(str(p))
+            return tuple(int(s) for s in img.shape), img.affine, str(img.get_data_dtype())
+        except Exception as e:
+            raise ReadError(f"cannot read NIfTI header ({e})", file=str(p)) from e
+    if kind == "itk":
+        import SimpleITK as sitk
+
+        from .volume import affine_from_itk
+
+        r = sitk.ImageFileReader()
+        r.SetFileName(str(p))
+        try:
+            r.ReadImageInformation()
+        except RuntimeError as e:
+            raise ReadError(f"cannot read header ({e})", file=str(p)) from e
+        size = r.GetSize()
+        return tuple(int(s) for s in size), affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin()), str(r.GetPixelIDTypeAsString())
+    vol = read_volume(p, ndim=None)
+    return vol.shape, vol.affine, str(vol.array.dtype)

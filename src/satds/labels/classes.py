@@ -1,0 +1,160 @@
+"""What a dataset's labels mean in ontology terms: value/file → classes, lesion rules, derivations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import OntologyError, SpecError
+from ..ontology import Ontology
+from ..specs.model import DatasetSpec
+
+#: Pseudo-class for voxels whose classes are unknown (e.g. DAP Atlas "left to annotate"); never an
+#: ontology class, never an annotation row; exports turn it into nnU-Net's ignore label.
+UNLABELLED = "_unlabelled"
+
+
+@dataclass
+class DatasetClasses:
+    """The resolved label semantics of one dataset (for one root, when a release table overrides)."""
+
+    key: str
+    value_map: dict[str, tuple[str, ...]]  # source key ("3", or a file key) → class ids
+    source_names: dict[str, str]  # source key → the release's own name for it
+    unlabelled: set[int]
+    source_classes: list[str]
+    lateral: dict[str, tuple[str, str]]  # bilateral concept → (left id, right id)
+    derived: list[str]
+    lesion_organs: dict[str, set[str]]  # organ → lesions it includes (lesions_in_organ)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lateral_classes(self) -> list[str]:
+        return [c for pair in self.lateral.values() for c in pair]
+
+    def all_classes(self) -> list[str]:
+        out: list[str] = []
+        for c in [*self.source_classes, *self.lateral_classes, *self.derived]:
+            if c not in out:
+                out.append(c)
+        return out
+
+    def rule_of(self, cls: str) -> str:
+        if cls in self.source_classes:
+            return "lesions" if cls in self.lesion_organs else "source"
+        if cls in self.lateral_classes:
+            return "laterality"
+        return "partition"
+
+    def source_keys_of(self, cls: str, onto: Ontology, annotated: set[str]) -> list[str]:
+        """Source values/files a class's voxels come from (through lesions, laterality, derivation)."""
+        if cls in self.source_classes:
+            parts = {cls} | self.lesion_organs.get(cls, set())
+        elif cls in self.lateral_classes:
+            parent = next(k for k, v in self.lateral.items() if cls in v)
+            return self.source_keys_of(parent, onto, annotated)
+        else:
+            parts = onto.leaves_of(cls, annotated)
+            keys: list[str] = []
+            for p in sorted(parts):
+                keys += [k for k in self.source_keys_of(p, onto, annotated) if k not in keys]
+            return keys
+        return [k for k, v in self.value_map.items() if set(v) & parts]
+
+
+def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | None = None) -> DatasetClasses:
+    """Resolve a spec's labels against the ontology (and the release's own label table, if read).
+
+    ``table`` maps the release's label names to values (e.g. Decathlon ``dataset.json``); where a spec
+    entry names its ``source``, the table's value wins over the spec's value.
+    """
+    notes: list[str] = []
+    value_map: dict[str, tuple[str, ...]] = {}
+    names: dict[str, str] = {}
+    norm_table = {k.lower(): v for k, v in (table or {}).items()}
+    for e in spec.labels:
+        key = str(e.value)
+        if table is not None and e.source is not None:
+            v = norm_table.get(e.source.lower())
+            if v is None:
+                raise SpecError(f"{spec.key}: the release's label table has no label named {e.source!r} (it has {sorted(table)})")
+            if str(v) != key:
+                notes.append(f"label {e.source!r} is value {v} in the release's table (spec said {key}); the table wins")
+            key = str(v)
+        try:
+            ids = tuple(onto.resolve(c).id for c in e.classes)
+        except OntologyError as err:
+            raise SpecError(f"{spec.key}: label {e.value!r}: {err}") from None
+        if key in value_map:
+            raise SpecError(f"{spec.key}: label value {key!r} is mapped twice")
+        value_map[key] = ids
+        if e.source:
+            names[key] = e.source
+    source_classes: list[str] = []
+    for ids in value_map.values():
+        for c in ids:
+            if c not in source_classes:
+                source_classes.append(c)
+
+    lesion_organs: dict[str, set[str]] = {}
+    if spec.lesions_in_organ:
+        for organ in source_classes:
+            scope = {organ} | onto.descendants(organ)
+            lesions = {c for c in source_classes if onto[c].kind == "lesion" and onto[c].located_in in scope}
+            if lesions and onto[organ].kind == "anatomy":
+                lesion_organs[organ] = lesions
+        if not lesion_organs:
+            raise SpecError(f"{spec.key}: lesions_in_organ is set but no source lesion lies in a source organ")
+
+    lateral: dict[str, tuple[str, str]] = {}
+    for name in spec.lateralize:
+        try:
+            c = onto.resolve(name)
+        except OntologyError as err:
+            raise SpecError(f"{spec.key}: lateralize: {err}") from None
+        pair = None
+        for part in c.partitions:
+            sides = {onto[m].laterality: m for m in part}
+            if set(sides) == {"left", "right"} and len(part) == 2:
+                pair = (sides["left"], sides["right"])
+        if pair is None:
+            raise SpecError(f"{spec.key}: lateralize {c.name!r}: the ontology has no left/right partition of it")
+        if c.id not in source_classes:
+            raise SpecError(f"{spec.key}: lateralize {c.name!r}: not a source class of this dataset")
+        lateral[c.id] = pair
+
+    known = set(source_classes) | {x for p in lateral.values() for x in p}
+    derived: list[str] = []
+    for name in spec.derived:
+        try:
+            c = onto.resolve(name)
+            onto.leaves_of(c.id, known | set(derived))
+        except OntologyError as err:
+            raise SpecError(f"{spec.key}: derived {name!r}: {err}") from None
+        if c.id in known:
+            raise SpecError(f"{spec.key}: derived {name!r} is already a source class")
+        derived.append(c.id)
+    return DatasetClasses(spec.key, value_map, names, set(spec.unlabelled_values), source_classes, lateral, derived, lesion_organs, notes)
+
+
+def read_label_table(path, fmt: str) -> dict[str, int]:
+    """Name → value from a release's label table (``msd``: dataset.json ``labels`` {value: name})."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if fmt in ("msd", "json_map"):
+        data = json.loads(p.read_text())
+        labels = data.get("labels", data) if fmt == "msd" else data
+        out: dict[str, int] = {}
+        for k, v in labels.items():
+            if str(k).lstrip("-").isdigit():  # {value: name} (Decathlon)
+                out[str(v)] = int(k)
+            elif isinstance(v, int):  # {name: value} (nnU-Net v2 style)
+                out[str(k)] = int(v)
+        return out
+    if fmt == "csv":
+        import csv
+
+        with p.open(newline="") as f:
+            return {row[1]: int(row[0]) for row in csv.reader(f) if row and row[0].strip().isdigit()}
+    raise SpecError(f"unknown label table format {fmt!r}")

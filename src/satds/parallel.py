@@ -1,0 +1,113 @@
+"""Run one function over many items: in-process, on a local process pool, or on a Dask cluster.
+
+Results come back as they finish, so callers can write them to the catalog in batches and a killed
+run loses at most the last batch. Exceptions are returned, not raised: one bad item never stops a run.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Iterable, Iterator
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _single_thread_env() -> None:
+    # Each worker owns one core; nested BLAS/ITK/torch thread pools would oversubscribe it.
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
+        os.environ[k] = "1"
+    try:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    except Exception:
+        pass
+
+
+def _call(fn: Callable, item: Any) -> tuple[bool, Any]:
+    try:
+        return True, fn(item)
+    except BaseException as e:  # returned to the caller, who records it
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        return False, e
+
+
+def run(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    workers: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+) -> Iterator[tuple[Any, bool, Any]]:
+    """Yield ``(item, ok, result_or_exception)`` in completion order.
+
+    ``executor``: ``local`` (a process pool of ``workers``; 1 = in this process) or ``dask`` (a
+    ``distributed`` cluster at ``scheduler``, or a LocalCluster of ``workers`` when none is given).
+    """
+    items = list(items)
+    workers = workers or default_workers()
+    if executor == "dask":
+        yield from _run_dask(fn, items, workers, scheduler)
+        return
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r} (local or dask)")
+    if workers <= 1 or len(items) <= 1:
+        for it in items:
+            ok, res = _call(fn, it)
+            yield it, ok, res
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn") if os.environ.get("SATDS_SPAWN") else mp.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_thread_env) as pool:
+        pending = {}
+        it = iter(items)
+        # Keep at most 2x workers tasks in flight so memory stays bounded on huge datasets.
+        for x in it:
+            pending[pool.submit(_call, fn, x)] = x
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                x = pending.pop(fut)
+                try:
+                    ok, res = fut.result()
+                except BaseException as e:  # a worker died (e.g. killed for memory)
+                    ok, res = False, e
+                yield x, ok, res
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending[pool.submit(_call, fn, nxt)] = nxt
+
+
+def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) -> Iterator[tuple[Any, bool, Any]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise RuntimeError("the dask executor needs the scale extra: pip install 'satds[scale]'") from e
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        client.run(_single_thread_env)
+        futs = {client.submit(_call, fn, x, pure=False): x for x in items}
+        for fut in as_completed(futs):
+            x = futs[fut]
+            try:
+                ok, res = fut.result()
+            except BaseException as e:
+                ok, res = False, e
+            yield x, ok, res
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,259 @@
+"""Tiny but faithful copies of a release's native layout, written from its spec.
+
+The spec's layout says where files go, its labels say which values or mask files exist, and its
+``phantom`` block says what the release looks like on disk (orientation, dtype, slice-first arrays,
+extra files such as ``dataset.json``, macOS junk). Anatomy is schematic but physical: a body ellipsoid,
+one blob per source label, left structures on the patient's left (from the affine), lesions inside
+their organ, bilateral classes (``lateralize``) as two blobs, one per side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ingest.patterns import fill
+from ..ontology import Ontology, load_ontology
+from ..specs import DatasetSpec, get_spec
+from ..specs.model import Layout
+from .writers import write_dicom_series, write_volume
+
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+
+
+@dataclass
+class Body:
+    """A schematic patient in canonical RAS voxel order on the phantom grid."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    image: np.ndarray
+    blobs: dict[str, np.ndarray] = field(default_factory=dict)  # source key → mask (RAS order)
+
+
+def ras_affine(shape, spacing) -> np.ndarray:
+    aff = np.diag([*spacing, 1.0])
+    aff[:3, 3] = -(np.asarray(shape) - 1) / 2.0 * np.asarray(spacing)  # centred on the world origin
+    return aff
+
+
+def _ellipsoid(shape, centre, radii) -> np.ndarray:
+    g = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return sum(((g[i] - centre[i]) / max(radii[i], 0.5)) ** 2 for i in range(3)) <= 1.0
+
+
+def _cells(shape, size: int) -> list[tuple[int, int, int]]:
+    """Centres of a regular grid of cells inside the body (RAS voxel order)."""
+    out = []
+    for i in range(size // 2 + 2, shape[0] - size // 2 - 2, size):
+        for j in range(size // 2 + 2, shape[1] - size // 2 - 2, size):
+            for k in range(size // 2 + 1, shape[2] - size // 2 - 1, size):
+                c = np.array([i, j, k])
+                if (((c - (np.asarray(shape) - 1) / 2) / (np.asarray(shape) / 2.3)) ** 2).sum() <= 1:
+                    out.append((i, j, k))
+    return out
+
+
+def make_body(spec: DatasetSpec, onto: Ontology, case_caps: dict[str, str], seed: int, absent: set[str]) -> Body:
+    """Draw the anatomy for one case: image intensities and one mask per painted source key."""
+    ph = spec.phantom
+    shape = tuple(int(s) for s in ph.shape)
+    rng = np.random.default_rng(seed)
+    affine = ras_affine(shape, ph.spacing)
+    modality = spec.modality
+    body = _ellipsoid(shape, (np.asarray(shape) - 1) / 2, np.asarray(shape) / 2.15)
+    if modality == "CT":
+        image = np.where(body, 40.0, -1000.0) + rng.normal(0, 8, shape)
+    else:
+        image = np.where(body, 300.0, 0.0) + np.abs(rng.normal(0, 10, shape)) * body
+    entries = [e for e in spec.labels if e.classes]
+    lateral = {onto.resolve(n).id for n in spec.lateralize}
+    organs = {e_cls for e in entries for e_cls in (onto.resolve(c).id for c in e.classes) if onto[e_cls].kind == "anatomy"}
+    # Organs first, lesions after (painted inside their organ so a label map keeps both).
+    def is_lesion_inside(e) -> str | None:
+        for c in e.classes:
+            con = onto.resolve(c)
+            if con.kind == "lesion" and con.located_in in organs:
+                return con.located_in
+        return None
+
+    # The largest cell size that still fits every blob (bilateral classes need two cells).
+    need = len(entries) + len(lateral) + 2
+    size = 8
+    while size > 3 and len(_cells(shape, size)) < 2 * need:
+        size -= 1
+    cells = _cells(shape, size)
+    mid = (shape[0] - 1) / 2.0
+    left_cells = [c for c in cells if c[0] < mid - 1]
+    right_cells = [c for c in cells if c[0] > mid + 1]
+    centre_cells = sorted(cells, key=lambda c: abs(c[0] - mid))
+    used: set[tuple[int, int, int]] = set()
+
+    def take(pool):
+        for c in pool:
+            if c not in used:
+                used.add(c)
+                return c
+        raise ValueError(f"{spec.key}: phantom grid too small for {len(entries)} labels; enlarge phantom.shape")
+
+    organ_blob: dict[str, list[np.ndarray]] = {}
+    lesion_count: dict[str, int] = {}
+    blobs: dict[str, np.ndarray] = {}
+    r = max(1.0, size / 2.0 - 0.6)
+    for e in sorted(entries, key=lambda e: is_lesion_inside(e) is not None):
+        key = str(e.value)
+        if key in absent:
+            continue
+        ids = [onto.resolve(c).id for c in e.classes]
+        sides = {onto[c].laterality for c in ids} - {None}
+        host = is_lesion_inside(e)
+        mask = np.zeros(shape, dtype=bool)
+        if host and host in organ_blob:
+            # A small lesion inside the host organ, at its own spot (leaves host voxels around it).
+            cen, rad = organ_blob[host][0]
+            n_in = lesion_count.get(host, 0)
+            lesion_count[host] = n_in + 1
+            shift = np.array([(-1) ** n_in * rad[0] / 2.5, 0.0, (n_in // 2) * rad[2] / 2.5])
+            mask |= _ellipsoid(shape, cen + shift, np.maximum(rad / 3.0, 0.6))
+        else:
+            centres = []
+            if any(c in lateral for c in ids):
+                centres = [take(left_cells), take(right_cells)]
+            elif "left" in sides:
+                centres = [take(left_cells)]
+            elif "right" in sides:
+                centres = [take(right_cells)]
+            else:
+                centres = [take(centre_cells)]
+            for cen in centres:
+                jitter = rng.uniform(-0.3, 0.3, 3)
+                rad = np.array([r, r, r]) * rng.uniform(0.85, 1.0, 3)
+                cen = np.asarray(cen, dtype=float) + jitter
+                mask |= _ellipsoid(shape, cen, rad)
+                for c in ids:
+                    organ_blob.setdefault(c, []).append((cen, rad))
+        blobs[key] = mask
+        bump = {"CT": 80.0, "MRI": 150.0, "PET": 2000.0}[modality] * (1 + (hash(key) % 5) / 5)
+        image[mask] += bump
+    return Body(shape, affine, image.astype(np.float32), blobs)
+
+
+def to_file_orientation(array: np.ndarray, affine: np.ndarray, codes: str, slice_first: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Reorient a RAS array to the release's axis codes (and slice-first order) with a matching affine."""
+    from ..geometry import reorient
+
+    arr, aff = reorient(array, affine, codes)
+    if slice_first:
+        perm = (2, 1, 0) + tuple(range(3, arr.ndim))
+        arr = np.transpose(arr, perm)
+        p = np.eye(4)
+        p[:3, :3] = np.eye(3)[:, [2, 1, 0]]
+        aff = aff @ p
+    return np.ascontiguousarray(arr) if arr.ndim == 3 else arr, aff
+
+
+def _cast(array: np.ndarray, dtype: str) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        return np.clip(np.rint(array), info.min, info.max).astype(dt)
+    return array.astype(dt)
+
+
+def _write_extra(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content)
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(content, indent=2))
+    elif path.suffix in (".csv", ".tsv") and isinstance(content, list):
+        buf = io.StringIO()
+        sep = ";" if path.name == "meta.csv" and content and content[0].get("_sep") == ";" else ("\t" if path.suffix == ".tsv" else ",")
+        rows = [{k: v for k, v in r.items() if k != "_sep"} for r in content]
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), delimiter=sep)
+        w.writeheader()
+        w.writerows(rows)
+        path.write_text(buf.getvalue())
+    else:
+        import yaml
+
+        path.write_text(yaml.safe_dump(content))
+
+
+def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, str], body: Body, onto: Ontology) -> None:
+    """Write one case's image(s) and label(s) at the paths the layout expects."""
+    ph = spec.phantom
+    caps = dict(caps)
+    image_rel = fill(layout.image or layout.match, caps)
+    # Channels: the main image (3D, or 4D when channels index into it) and any per-channel files.
+    chan = layout.channels or []
+    indexed = [c for c in chan if c.index is not None and not c.file]
+    def variant(i: int) -> np.ndarray:
+        return body.image if i == 0 else body.image * (1.0 + 0.25 * i) + 5 * i
+
+    if layout.image_is_dicom:
+        arr, aff = to_file_orientation(body.image, body.affine, ph.orientation, False)
+        write_dicom_series(root / image_rel, arr, aff, modality="CT" if spec.modality == "CT" else "MR", patient_id=caps.get("patient", caps.get("case", "ANON")))
+    elif indexed:
+        stack = np.stack([variant(c.index) for c in sorted(indexed, key=lambda c: c.index)], axis=-1)
+        arr, aff = to_file_orientation(stack, body.affine, ph.orientation, ph.slice_first)
+        write_volume(root / image_rel, _cast(arr, ph.dtype), aff)
+    elif not chan or any(c.file is None for c in chan):
+        arr, aff = to_file_orientation(body.image, body.affine, ph.orientation, ph.slice_first)
+        write_volume(root / image_rel, _cast(arr, ph.dtype), aff)
+    for i, c in enumerate(chan):
+        if c.file:
+            arr, aff = to_file_orientation(variant(i), body.affine, ph.orientation, ph.slice_first)
+            write_volume(root / fill(c.file, caps), _cast(arr, ph.dtype), aff)
+    # Labels.
+    if layout.label:
+        lab = np.zeros(body.shape, dtype=np.int64)
+        # Organs first then lesions: later blobs overwrite, as a release's label map would.
+        for key, mask in body.blobs.items():
+            v = next((e.value for e in spec.labels if str(e.value) == key), key)
+            lab[mask] = 1 if v == "nonzero" else int(v)
+        arr, aff = to_file_orientation(lab, body.affine, ph.orientation, ph.slice_first)
+        write_volume(root / fill(layout.label, caps), _cast(arr, ph.label_dtype), aff)
+    elif layout.label_files:
+        for e in spec.labels:
+            key = str(e.value)
+            mask = body.blobs.get(key)
+            if mask is None and key in ph.absent.get(caps.get("case", ""), []):
+                continue  # the release lacks this file for this case
+            mask = np.zeros(body.shape, dtype=bool) if mask is None else mask
+            arr, aff = to_file_orientation(mask.astype(np.uint8), body.affine, ph.orientation, ph.slice_first)
+            write_volume(root / fill(layout.label_files, {**caps, "name": key}), _cast(arr, ph.label_dtype), aff)
+
+
+def generate(key: str, root: str | Path, *, seed: int = 0) -> Path:
+    """Write the phantom release of dataset ``key`` under ``root``; returns ``root``."""
+    spec = get_spec(key)
+    onto = load_ontology()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    from . import hooks as phantom_hooks
+
+    writer = phantom_hooks.get(spec.phantom.hook) if spec.phantom.hook else None
+    for n, caps in enumerate(spec.phantom.cases):
+        caps = dict(caps)
+        layout_name = caps.pop("_layout", spec.layout[0].name)
+        layout = next(lay for lay in spec.layout if lay.name == layout_name)
+        absent = set(spec.phantom.absent.get(caps.get("case", ""), []))
+        body = make_body(spec, onto, caps, seed + n, absent)
+        if writer:
+            writer(spec, layout, root, caps, body, onto)
+        else:
+            write_case(spec, layout, root, caps, body, onto)
+    for rel, content in spec.phantom.files.items():
+        _write_extra(root / rel, content)
+    for rel in spec.phantom.junk:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(APPLE_DOUBLE if p.name.startswith("._") else b"")
+    return root

@@ -1,0 +1,236 @@
+"""The dataset spec: everything satds knows about one public dataset, as validated data.
+
+A spec is a YAML file in this folder. Unknown keys are errors (with the file and field path), so a typo
+never silently changes behaviour. See ``docs/adding-a-dataset.md`` for a worked example.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Modality = Literal["CT", "MRI", "PET"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Channel(Strict):
+    """One input channel of a scan.
+
+    Either the layout's image itself (``index`` picks a volume of a 4D file) or its own file (``file``,
+    a template over the case's captures). Channels after the first are resampled onto the first
+    channel's grid by physical space when their grid differs (PET onto CT).
+    """
+
+    name: str
+    modality: Modality
+    sequence: str | None = None  # e.g. T1, T2, FLAIR, ADC, SUV
+    file: str | None = None
+    index: int | None = None
+
+
+class Template(Strict):
+    """A value built from captures: ``template`` formatted, then (optionally) ``regex`` group 1 taken."""
+
+    template: str
+    regex: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _re(cls, v: str | None) -> str | None:
+        if v is not None:
+            re.compile(v)
+        return v
+
+
+TemplateLike = Union[str, Template]
+
+
+class SplitFromCapture(Strict):
+    capture: str
+    map: dict[str, str]
+    default: str = "unknown"
+
+
+class SplitFromTable(Strict):
+    """Official split from a CSV/TSV table in the release (TotalSegmentator's ``meta.csv``)."""
+
+    table: str
+    key: TemplateLike
+    key_column: str
+    column: str
+    map: dict[str, str] = Field(default_factory=dict)
+    default: str = "unknown"
+    sep: str | None = None
+
+
+class SplitFromSections(Strict):
+    """Official split from a text file of ``section:`` headers followed by names (CTSpine1K)."""
+
+    sections: str
+    key: TemplateLike
+    map: dict[str, str]
+    default: str = "unknown"
+
+
+class SplitFromHook(Strict):
+    hook: str
+
+
+OfficialSplit = Union[Literal["train", "validation", "test", "unknown"], SplitFromCapture, SplitFromTable, SplitFromSections, SplitFromHook]
+
+
+class Layout(Strict):
+    """Where one kind of scan lives under the dataset root.
+
+    Patterns are paths relative to the root with ``{name}`` captures (``{name:regex}`` for a custom
+    match; a name used twice must match the same text), ``*`` (within one folder) and ``**/`` (any
+    folders). ``match`` finds the scans; the other fields are templates filled with its captures.
+    """
+
+    name: str = ""
+    scan_suffix: str | None = None  # appended to scan ids when one case has several scans (CHAOS T1/T2)
+    official_split: "OfficialSplit | None" = None  # overrides the spec's rule for this layout
+    match: str
+    image: str | None = None  # default: the matched path
+    image_is_dicom: bool = False  # the image template names a DICOM series folder
+    channels: list[Channel] = Field(default_factory=list)
+    label: str | None = None  # one integer label map (or one binary mask)
+    label_files: str | None = None  # one file per class; {name} captures the file's key in `labels`
+    label_optional: bool = False  # scans without the label file are ingested unlabelled, not failed
+    missing_class_files: Literal["unknown", "absent", "error"] = "unknown"
+    exclude: list[str] = Field(default_factory=list)  # fnmatch patterns on the matched path
+    vars: dict[str, TemplateLike] = Field(default_factory=dict)  # extra captures computed from others
+    hook: str | None = None  # a registered discovery/reading hook for what patterns cannot say
+
+    @model_validator(mode="after")
+    def _one_label_kind(self) -> "Layout":
+        if self.label and self.label_files:
+            raise ValueError("give either `label` or `label_files`, not both")
+        return self
+
+
+class LabelTable(Strict):
+    """The release's own label table; it overrides the spec's values by matching ``source`` names."""
+
+    file: str
+    format: Literal["msd", "json_map", "csv"] = "msd"
+
+
+class LabelEntry(Strict):
+    """One source label: a value (label maps) or a file key (per-class files) → ontology class(es)."""
+
+    value: int | str
+    source: str | None = None  # the release's name for it (used with label_table)
+    classes: list[str] = Field(default_factory=list)  # ontology names; several for overlap codes; none = ignored
+    note: str | None = None
+
+
+class Overlap(Strict):
+    """Another dataset that shares images or patients with this one."""
+
+    dataset: str
+    case: TemplateLike | None = None  # the other dataset's case id for this case (captures of this one)
+    relation: Literal["same_image", "same_patient"] = "same_image"
+    note: str | None = None
+
+
+class Skip(Strict):
+    case: str  # case id, or a regex when it starts with '^'
+    reason: str
+
+
+class Phantom(Strict):
+    """How to write a tiny faithful copy of the release (see :mod:`satds.phantoms`)."""
+
+    cases: list[dict[str, str]] = Field(default_factory=list)  # captures of each generated scan
+    shape: tuple[int, int, int] = (40, 36, 24)
+    spacing: tuple[float, float, float] = (1.5, 1.5, 3.0)
+    orientation: str = "LPS"  # axis codes of the arrays as written
+    slice_first: bool = False  # arrays stored (slices, rows, columns) with a matching affine (KiTS)
+    dtype: str = "int16"
+    label_dtype: str = "uint8"
+    files: dict[str, Any] = Field(default_factory=dict)  # extra files: path → text, or data (json/yaml/csv rows)
+    junk: list[str] = Field(default_factory=list)  # stray files a real download carries (._*, .DS_Store)
+    absent: dict[str, list[str]] = Field(default_factory=dict)  # case → source labels NOT painted
+    hook: str | None = None  # a registered phantom writer for formats the generic writer lacks
+
+
+class Expect(Strict):
+    """What ingesting the phantom must give (checked by the test suite)."""
+
+    scans: int | None = None
+    classes: list[str] = Field(default_factory=list)  # preferred names a scan can carry (source + derived)
+    patients: dict[str, str] = Field(default_factory=dict)  # case_id → patient_id
+    splits: dict[str, str] = Field(default_factory=dict)  # case_id → official split
+    channels: list[str] = Field(default_factory=list)
+    failures: int = 0
+
+
+class DatasetSpec(Strict):
+    key: str
+    title: str
+    sat_key: str | None = None  # SAT-DS's name (terminology_list.json, split_json)
+    modality: Modality
+    region: str
+    licence: str = "unknown"
+    redistributable: bool = False
+    url: str | None = None
+    citation: str | None = None
+    release: str | None = None
+    scans: int | None = None  # expected number of scans in the full release
+    implemented: bool = True
+    extends: str | None = None
+
+    layout: list[Layout]
+    case_id: TemplateLike = "{case}"
+    patient_id: TemplateLike = "{case}"
+    official_split: OfficialSplit = "unknown"
+
+    labels: list[LabelEntry] = Field(default_factory=list)
+    label_table: LabelTable | None = None
+    unlabelled_values: list[int] = Field(default_factory=list)  # voxels whose classes are unknown (not background)
+    lesions_in_organ: bool = False
+    derived: list[str] = Field(default_factory=list)
+    lateralize: list[str] = Field(default_factory=list)
+
+    skip: list[Skip] = Field(default_factory=list)
+    overlaps: list[Overlap] = Field(default_factory=list)
+    decisions: list[str] = Field(default_factory=list)  # where satds deliberately differs from SAT-DS
+    phantom: Phantom = Field(default_factory=Phantom)
+    expect: Expect = Field(default_factory=Expect)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
+            raise ValueError(f"dataset key {v!r} must be lower-case [a-z0-9_]")
+        return v
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        """Accept the compact mapping form ``{1: liver, 2: [a, b], 3: null}`` as well as a list."""
+        if isinstance(v, dict):
+            out = []
+            for value, cls_ in v.items():
+                if isinstance(cls_, dict):
+                    out.append({"value": value, **cls_})
+                else:
+                    out.append({"value": value, "classes": [] if cls_ is None else ([cls_] if isinstance(cls_, str) else list(cls_))})
+            return out
+        return v
+
+    @field_validator("layout", mode="before")
+    @classmethod
+    def _layout(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+    @property
+    def label_kind(self) -> str:
+        lay = self.layout[0]
+        return "class_files" if lay.label_files else ("labelmap" if lay.label else "none")
