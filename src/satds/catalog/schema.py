@@ -62,6 +62,8 @@ TABLES: dict[str, pa.Schema] = {
             ("axcodes", _str),
             ("dtype", _str),
             ("official_split", _str),
+            ("case_files", _str),
+            ("stat_key", _str),
             ("input_hash", _str),
             ("fingerprint", _str),
             ("normalised_image", _str),

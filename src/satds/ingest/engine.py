@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,20 +58,37 @@ def dataset_classes(key: str, root: str) -> DatasetClasses:
     return resolve_classes(spec, load_ontology(), table)
 
 
-def input_hash(spec: DatasetSpec, case: CaseFiles, root: Path, onto_version: str) -> str:
-    """Changes when the spec, ontology, ingest code or any input file (size, mtime) changes."""
-    h = hashlib.sha256()
-    h.update(f"{INGEST_VERSION}|{spec_hash(spec)}|{onto_version}|{case.scan_id}".encode())
+def _input_files(case: CaseFiles, root: Path) -> list[Path]:
+    out = []
     for rel in case.all_files:
         p = root / rel
-        entries = sorted(p.iterdir()) if p.is_dir() else [p]
-        for e in entries:
-            try:
-                st = e.stat()
-                h.update(f"{e.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
-            except OSError:
-                h.update(f"{e}|missing".encode())
+        out += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
+    return out
+
+
+def stat_key(spec: DatasetSpec, case: CaseFiles, root: Path, onto_version: str) -> str:
+    """Cheap change detector (sizes and mtimes): decides whether ingest must re-read a case."""
+    h = hashlib.sha256()
+    h.update(f"{INGEST_VERSION}|{spec_hash(spec)}|{onto_version}|{json.dumps(asdict(case), sort_keys=True)}".encode())
+    for p in _input_files(case, root):
+        try:
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{p}|missing".encode())
     return h.hexdigest()[:24]
+
+
+def content_hash(spec: DatasetSpec, case: CaseFiles, root: Path, onto_version: str) -> str:
+    """Hash of the input files' bytes, the spec and the ontology: what a built scan depends on."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{spec_hash(spec)}|{onto_version}|{json.dumps(asdict(case), sort_keys=True)}".encode())
+    for p in _input_files(case, root):
+        h.update(str(p.relative_to(root)).encode())
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------- one case
@@ -150,6 +168,8 @@ def _ingest_case(key: str, root: Path, case: CaseFiles, full: bool) -> dict[str,
         "dtype": str(ref.array.dtype),
         "official_split": case.official_split,
         "fingerprint": fingerprint(channels) if full else None,
+        "case_files": json.dumps(asdict(case), sort_keys=True),
+        "input_hash": content_hash(spec, case, root, onto.version) if full else None,
         "status": "ingested",
     }
     ann = annotation_rows(labels, classes, onto, ref.affine, ref.voxel_volume_ml, case.scan_id, key) if labels is not None else []
@@ -269,9 +289,9 @@ def ingest(
     todo: list[CaseFiles] = []
     hashes: dict[str, str] = {}
     for case in cases:
-        hashes[case.scan_id] = input_hash(spec, case, root, onto.version)
+        hashes[case.scan_id] = stat_key(spec, case, root, onto.version)
         old = prev_scans.get(case.scan_id)
-        if old is not None and old.get("input_hash") == hashes[case.scan_id] and (old.get("fingerprint") or not full):
+        if old is not None and old.get("stat_key") == hashes[case.scan_id] and (old.get("fingerprint") or not full):
             gen = new_gen()
             for r in prev_ann.get((case.scan_id, old["gen"]), []):
                 batch.add("annotations", [{**r, "ingest_id": ingest_id, "gen": gen}])
@@ -289,7 +309,7 @@ def ingest(
     for case, ok, res in parallel.run(task, todo, workers=workers, executor=executor):
         if ok:
             gen = new_gen()
-            scan = {**res["scan"], "input_hash": hashes[case.scan_id], "ingest_id": ingest_id, "gen": gen, "updated_at": now()}
+            scan = {**res["scan"], "stat_key": hashes[case.scan_id], "ingest_id": ingest_id, "gen": gen, "updated_at": now()}
             batch.add("annotations", [{**r, "ingest_id": ingest_id, "gen": gen} for r in res["annotations"]])
             batch.add("scans", [scan])
             summary.scans += 1

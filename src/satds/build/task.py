@@ -1,0 +1,180 @@
+"""One scan's normalisation: read → reorient → crop → respace → normalise → write, plus statistics.
+
+The steps are pure functions (this package's ``resample``/``intensity`` modules, :mod:`satds.geometry`);
+I/O happens only at the start (:mod:`satds.ingest.read`) and the end (atomic writes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CaseError, SatdsError
+from ..geometry import grid_mismatch, reorient, respacing
+from ..ingest.discover import CaseFiles
+from ..ingest.engine import annotation_rows, dataset_classes
+from ..ingest.read import fingerprint, load_channels, load_labels
+from ..io import Volume, write_nifti, write_text
+from ..ontology import load_ontology
+from ..specs import get_spec
+from . import resample
+from .config import BuildConfig
+from .intensity import normalise
+
+
+@dataclass
+class BuildJob:
+    scan: dict[str, Any]  # the scan's current catalog row
+    root: str  # the dataset root it was ingested from
+    out_dir: str
+    config: dict[str, Any]
+    build_hash: str
+
+
+def scan_folder(out_dir: str | Path, scan_id: str) -> Path:
+    return Path(out_dir) / Path(*scan_id.split("/"))
+
+
+def crop_box(image: np.ndarray, threshold: float, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive index box of voxels above ``threshold`` or labelled; the whole grid when none are."""
+    mask = image > threshold
+    if labels is not None:
+        mask |= labels != 0
+    if not mask.any():
+        return np.zeros(3, dtype=int), np.asarray(image.shape[:3]) - 1
+    lo, hi = [], []
+    for ax in range(3):
+        proj = mask.any(axis=tuple(a for a in range(3) if a != ax))
+        nz = np.flatnonzero(proj)
+        lo.append(nz[0])
+        hi.append(nz[-1])
+    return np.array(lo), np.array(hi)
+
+
+def onto_grid(vol: Volume, ref: Volume) -> np.ndarray:
+    """A channel on the reference grid: as is when the grids match, else resampled by physical space."""
+    if grid_mismatch(ref.spatial_shape, ref.affine, vol.spatial_shape, vol.affine) is None:
+        from ..geometry import align_to
+
+        return align_to(vol.array, vol.affine, ref.spatial_shape, ref.affine)
+    import SimpleITK as sitk
+
+    from ..io.volume import itk_geometry
+
+    def to_itk(arr: np.ndarray, aff: np.ndarray):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr, dtype=np.float32).T))
+        d, s, o = itk_geometry(aff)
+        img.SetDirection(d)
+        img.SetSpacing(s)
+        img.SetOrigin(o)
+        return img
+
+    ref_img = sitk.Image([int(x) for x in ref.spatial_shape], sitk.sitkFloat32)
+    d, s, o = itk_geometry(ref.affine)
+    ref_img.SetDirection(d)
+    ref_img.SetSpacing(s)
+    ref_img.SetOrigin(o)
+    out = sitk.Resample(to_itk(vol.array, vol.affine), ref_img, sitk.Transform(), sitk.sitkLinear, float(np.min(vol.array)), sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(out).T
+
+
+def build_scan(job: BuildJob) -> dict[str, Any]:
+    scan = job.scan
+    try:
+        return _build(job)
+    except CaseError as e:
+        raise e.located(dataset=scan["dataset"], case=scan["case_id"])
+    except (MemoryError, SatdsError):
+        raise
+    except Exception as e:
+        raise CaseError(f"{type(e).__name__}: {e}", dataset=scan["dataset"], case=scan["case_id"], file=(scan.get("image_paths") or [""])[0], stage="build") from e
+
+
+def _build(job: BuildJob) -> dict[str, Any]:
+    scan = job.scan
+    cfg = BuildConfig.model_validate(job.config)
+    spec = get_spec(scan["dataset"])
+    onto = load_ontology()
+    root = Path(job.root)
+    case = CaseFiles(**json.loads(scan["case_files"]))
+    classes = dataset_classes(spec.key, str(root))
+
+    channels = load_channels(spec, case, root)
+    ref = channels[0]
+    labels = load_labels(spec, classes, onto, case, root, ref)
+    src_rows = annotation_rows(labels, classes, onto, ref.affine, ref.voxel_volume_ml, scan["scan_id"], spec.key) if labels is not None else []
+
+    # Canonical orientation: views, no copies.
+    arrays = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, cfg.orientation)[0] for i, v in enumerate(channels)]
+    _, canon_aff = reorient(ref.array, ref.affine, cfg.orientation)
+    lab = reorient(labels.array, ref.affine, cfg.orientation)[0] if labels is not None else None
+
+    modalities = scan["channel_modalities"]
+    threshold = cfg.ct_body_threshold if modalities[0].upper().startswith("CT") else 0.0
+    shape = arrays[0].shape[:3]
+    lo, hi = crop_box(arrays[0], threshold, lab) if cfg.crop else (np.zeros(3, int), np.asarray(shape) - 1)
+    r = respacing(shape, canon_aff, cfg.spacing)
+    start, stop = r.out_range(lo, hi)
+    out_aff = r.out_affine(start)
+
+    images = []
+    for arr, mod in zip(arrays, modalities):
+        res = resample.cubic(arr, r, start, stop) if cfg.image_interpolation == "cubic" else resample.linear(arr, r, start, stop)
+        images.append(normalise(res, mod, cfg.intensity))
+    image = images[0] if len(images) == 1 else np.stack(images, axis=-1)
+
+    folder = scan_folder(job.out_dir, scan["scan_id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    image_path = folder / "image.nii.gz"
+    write_nifti(image_path, image, out_aff, level=cfg.compression_level)
+    label_path = None
+    tgt_counts = None
+    if labels is not None:
+        n = len(labels.atoms)
+        if cfg.label_interpolation == "linear":
+            out_lab = resample.labels_linear(lab, n, r, start, stop, cfg.keep_small_structures)
+        else:
+            out_lab = resample.nearest_keep_small(lab, n, r, start, stop, cfg.keep_small_structures)
+        label_path = folder / "label.nii.gz"
+        write_nifti(label_path, out_lab, out_aff, level=cfg.compression_level)
+        tgt_counts = np.bincount(out_lab.reshape(-1), minlength=n)
+    voxel_ml_target = float(abs(np.linalg.det(out_aff[:3, :3]))) / 1000.0
+    rows = []
+    for row in src_rows:
+        vt = int(tgt_counts[row["label_values"]].sum()) if tgt_counts is not None and row["label_values"] else 0
+        rows.append({**row, "voxels_target": vt, "volume_ml_target": vt * voxel_ml_target})
+    update = {
+        "normalised_image": str(image_path),
+        "normalised_label": str(label_path) if label_path else None,
+        "target_shape": [int(x) for x in image.shape[:3]],
+        "target_spacing": [float(x) for x in cfg.spacing],
+        "target_affine": out_aff.ravel().tolist(),
+        "crop_box": [int(x) for x in (*start, *stop)],
+        "fingerprint": scan.get("fingerprint") or fingerprint(channels),
+        "build_hash": job.build_hash,
+        "status": "built",
+    }
+    meta = {
+        "scan_id": scan["scan_id"],
+        "build_hash": job.build_hash,
+        "config": cfg.model_dump(mode="json"),
+        "atoms": labels.sidecar()["atoms"] if labels is not None else [],
+        "crop": {"start": [int(x) for x in start], "stop": [int(x) for x in stop], "full_shape": list(r.out_shape), "source_box": [int(x) for x in (*lo, *hi)]},
+        "notes": labels.notes if labels is not None else [],
+        "update": update,
+        "annotations": rows,
+    }
+    write_text(folder / "meta.json", json.dumps(meta, default=_json_default))
+    return {"update": update, "annotations": rows}
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
