@@ -49,6 +49,7 @@ TABLES: dict[str, pa.Schema] = {
             ("dataset", _str),
             ("case_id", _str),
             ("patient_id", _str),
+            ("sat_id", _str),
             ("modality", _str),
             ("channels", _strs),
             ("channel_modalities", _strs),
@@ -132,6 +133,7 @@ TABLES: dict[str, pa.Schema] = {
             ("scan_id", _str),
             ("dataset", _str),
             ("fold", _i64),
+            ("role", _str),
             ("group_id", _str),
         ]
     ),

@@ -31,6 +31,7 @@ class CaseFiles:
     label_files: dict[str, str] = field(default_factory=dict)  # spec key → path
     missing_label_keys: list[str] = field(default_factory=list)
     official_split: str = "unknown"
+    sat_id: str | None = None
     extra: dict = field(default_factory=dict)  # hook-specific data (e.g. DICOM series uid)
 
     @property
@@ -156,6 +157,8 @@ def case_files(spec: DatasetSpec, layout: Layout, root: Path, rel: str, caps: di
         if not (root / p).exists():
             raise CaseError("image file is missing", file=p)
     cf = CaseFiles(spec.key, layout.name, caps, case_id, fill(spec.patient_id, caps), scan_id, images, index)
+    if spec.sat_id is not None:
+        cf.sat_id = fill(spec.sat_id, caps)
     if layout.label:
         lab = fill(layout.label, caps)
         if (root / lab).exists():

@@ -189,6 +189,7 @@ class DatasetSpec(Strict):
     layout: list[Layout]
     case_id: TemplateLike = "{case}"
     patient_id: TemplateLike = "{case}"
+    sat_id: TemplateLike | None = None  # SAT-DS's id for this scan in its split_json files
     official_split: OfficialSplit = "unknown"
 
     labels: list[LabelEntry] = Field(default_factory=list)
