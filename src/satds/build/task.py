@@ -82,6 +82,48 @@ def onto_grid(vol: Volume, ref: Volume) -> np.ndarray:
     return sitk.GetArrayFromImage(out).T
 
 
+@dataclass
+class Normalised:
+    image: np.ndarray  # float32 [i, j, k] or [i, j, k, c]
+    label: np.ndarray | None  # atom map on the same grid
+    affine: np.ndarray
+    respacing: Any
+    start: np.ndarray  # output box within the full respaced grid
+    stop: np.ndarray
+    source_lo: np.ndarray  # crop box on the canonical source grid (inclusive)
+    source_hi: np.ndarray
+
+
+def normalise_scan(channels: list[Volume], modalities: list[str], labels: np.ndarray | None, n_atoms: int, cfg: BuildConfig) -> Normalised:
+    """The pure core of a build: reorient, crop, respace and normalise one scan (no I/O).
+
+    ``labels`` is the scan's atom map on channel 0's grid. Crop box: channel 0 above the modality's
+    threshold (CT: ``ct_body_threshold`` HU, else 0) plus every labelled voxel, on the canonical
+    source grid; only output voxels inside it are computed.
+    """
+    ref = channels[0]
+    arrays = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, cfg.orientation)[0] for i, v in enumerate(channels)]
+    _, canon_aff = reorient(ref.array, ref.affine, cfg.orientation)
+    lab = reorient(labels, ref.affine, cfg.orientation)[0] if labels is not None else None
+    threshold = cfg.ct_body_threshold if modalities[0].upper().startswith("CT") else 0.0
+    shape = arrays[0].shape[:3]
+    lo, hi = crop_box(arrays[0], threshold, lab) if cfg.crop else (np.zeros(3, int), np.asarray(shape) - 1)
+    r = respacing(shape, canon_aff, cfg.spacing)
+    start, stop = r.out_range(lo, hi)
+    images = []
+    for arr, mod in zip(arrays, modalities):
+        res = resample.cubic(arr, r, start, stop) if cfg.image_interpolation == "cubic" else resample.linear(arr, r, start, stop)
+        images.append(normalise(res, mod, cfg.intensity))
+    image = images[0] if len(images) == 1 else np.stack(images, axis=-1)
+    out_lab = None
+    if lab is not None:
+        if cfg.label_interpolation == "linear":
+            out_lab = resample.labels_linear(lab, n_atoms, r, start, stop, cfg.keep_small_structures)
+        else:
+            out_lab = resample.nearest_keep_small(lab, n_atoms, r, start, stop, cfg.keep_small_structures)
+    return Normalised(image, out_lab, r.out_affine(start), r, start, stop, lo, hi)
+
+
 def build_scan(job: BuildJob) -> dict[str, Any]:
     scan = job.scan
     try:
@@ -108,41 +150,19 @@ def _build(job: BuildJob) -> dict[str, Any]:
     labels = load_labels(spec, classes, onto, case, root, ref)
     src_rows = annotation_rows(labels, classes, onto, ref.affine, ref.voxel_volume_ml, scan["scan_id"], spec.key) if labels is not None else []
 
-    # Canonical orientation: views, no copies.
-    arrays = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, cfg.orientation)[0] for i, v in enumerate(channels)]
-    _, canon_aff = reorient(ref.array, ref.affine, cfg.orientation)
-    lab = reorient(labels.array, ref.affine, cfg.orientation)[0] if labels is not None else None
-
-    modalities = scan["channel_modalities"]
-    threshold = cfg.ct_body_threshold if modalities[0].upper().startswith("CT") else 0.0
-    shape = arrays[0].shape[:3]
-    lo, hi = crop_box(arrays[0], threshold, lab) if cfg.crop else (np.zeros(3, int), np.asarray(shape) - 1)
-    r = respacing(shape, canon_aff, cfg.spacing)
-    start, stop = r.out_range(lo, hi)
-    out_aff = r.out_affine(start)
-
-    images = []
-    for arr, mod in zip(arrays, modalities):
-        res = resample.cubic(arr, r, start, stop) if cfg.image_interpolation == "cubic" else resample.linear(arr, r, start, stop)
-        images.append(normalise(res, mod, cfg.intensity))
-    image = images[0] if len(images) == 1 else np.stack(images, axis=-1)
+    norm = normalise_scan(channels, scan["channel_modalities"], labels.array if labels is not None else None, len(labels.atoms) if labels is not None else 0, cfg)
 
     folder = scan_folder(job.out_dir, scan["scan_id"])
     folder.mkdir(parents=True, exist_ok=True)
     image_path = folder / "image.nii.gz"
-    write_nifti(image_path, image, out_aff, level=cfg.compression_level)
+    write_nifti(image_path, norm.image, norm.affine, level=cfg.compression_level)
     label_path = None
     tgt_counts = None
-    if labels is not None:
-        n = len(labels.atoms)
-        if cfg.label_interpolation == "linear":
-            out_lab = resample.labels_linear(lab, n, r, start, stop, cfg.keep_small_structures)
-        else:
-            out_lab = resample.nearest_keep_small(lab, n, r, start, stop, cfg.keep_small_structures)
+    if norm.label is not None:
         label_path = folder / "label.nii.gz"
-        write_nifti(label_path, out_lab, out_aff, level=cfg.compression_level)
-        tgt_counts = np.bincount(out_lab.reshape(-1), minlength=n)
-    voxel_ml_target = float(abs(np.linalg.det(out_aff[:3, :3]))) / 1000.0
+        write_nifti(label_path, norm.label, norm.affine, level=cfg.compression_level)
+        tgt_counts = np.bincount(norm.label.reshape(-1), minlength=len(labels.atoms))
+    voxel_ml_target = float(abs(np.linalg.det(norm.affine[:3, :3]))) / 1000.0
     rows = []
     for row in src_rows:
         vt = int(tgt_counts[row["label_values"]].sum()) if tgt_counts is not None and row["label_values"] else 0
@@ -150,10 +170,10 @@ def _build(job: BuildJob) -> dict[str, Any]:
     update = {
         "normalised_image": str(image_path),
         "normalised_label": str(label_path) if label_path else None,
-        "target_shape": [int(x) for x in image.shape[:3]],
+        "target_shape": [int(x) for x in norm.image.shape[:3]],
         "target_spacing": [float(x) for x in cfg.spacing],
-        "target_affine": out_aff.ravel().tolist(),
-        "crop_box": [int(x) for x in (*start, *stop)],
+        "target_affine": norm.affine.ravel().tolist(),
+        "crop_box": [int(x) for x in (*norm.start, *norm.stop)],
         "fingerprint": scan.get("fingerprint") or fingerprint(channels),
         "build_hash": job.build_hash,
         "status": "built",
@@ -163,7 +183,12 @@ def _build(job: BuildJob) -> dict[str, Any]:
         "build_hash": job.build_hash,
         "config": cfg.model_dump(mode="json"),
         "atoms": labels.sidecar()["atoms"] if labels is not None else [],
-        "crop": {"start": [int(x) for x in start], "stop": [int(x) for x in stop], "full_shape": list(r.out_shape), "source_box": [int(x) for x in (*lo, *hi)]},
+        "crop": {
+            "start": [int(x) for x in norm.start],
+            "stop": [int(x) for x in norm.stop],
+            "full_shape": list(norm.respacing.out_shape),
+            "source_box": [int(x) for x in (*norm.source_lo, *norm.source_hi)],
+        },
         "notes": labels.notes if labels is not None else [],
         "update": update,
         "annotations": rows,
