@@ -117,9 +117,22 @@ def labels_linear(array: np.ndarray, n_values: int, r: Respacing, start, stop, k
     if keep_small:
         present = set(np.unique(lab).tolist())
         for v, pos, frac in peaks:
-            if v not in present and frac > 0:
+            if v in present:
+                continue
+            if frac <= 0:  # between output samples: take the output voxel nearest its centre
+                pos = _centroid_voxel(np.asarray(array), boxes[v - 1], v, r, start, out_shape)
+            if pos is not None:
                 lab[pos] = v
     return lab
+
+
+def _centroid_voxel(src: np.ndarray, box, v: int, r: Respacing, start, out_shape) -> tuple[int, ...] | None:
+    sub = src[box] == v
+    cen = np.array([s.start for s in box]) + np.argwhere(sub).mean(axis=0)
+    t = np.floor((cen - r.centre) / r.scale + r.mid + 0.5).astype(int) - np.asarray(start)
+    if np.all(t >= 0) and np.all(t < np.asarray(out_shape)):
+        return tuple(int(x) for x in t)
+    return None
 
 
 def nearest_keep_small(array: np.ndarray, n_values: int, r: Respacing, start, stop, keep_small: bool = True) -> np.ndarray:
@@ -135,11 +148,9 @@ def nearest_keep_small(array: np.ndarray, n_values: int, r: Respacing, start, st
     for v, box in enumerate(boxes, start=1):
         if box is None or v in present:
             continue
-        sub = src[box] == v
-        cen = np.array([s.start for s in box]) + np.argwhere(sub).mean(axis=0)
-        t = np.floor((cen - r.centre) / r.scale + r.mid + 0.5).astype(int) - np.asarray(start)
-        if np.all(t >= 0) and np.all(t < out.shape):
-            out[tuple(t)] = v
+        pos = _centroid_voxel(src, box, v, r, start, out.shape)
+        if pos is not None:
+            out[pos] = v
     return out
 
 
