@@ -17,6 +17,7 @@ from ..resources import ontology_path
 from .model import Concept, OntologyFile
 
 _MODALITY_PREFIX = re.compile(r"^(ct|mri|mr|pet)[ _]")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster on the 3,600 lines
 
 
 def normalise_name(name: str) -> str:
@@ -65,7 +66,7 @@ class Ontology:
     def from_file(cls, path: str | Path) -> "Ontology":
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
             data = OntologyFile.model_validate(raw)
         except OntologyError:
             raise
@@ -167,8 +168,8 @@ class Ontology:
                 if c.id in have or not c.partitions:
                     continue
                 for part in c.partitions:
-                    if any(m not in self.concepts for m in part):
-                        continue  # a broken partition (validate() reports it) never derives anything
+                    if len(set(part)) < 2 or len(set(part)) != len(part) or any(m not in self.concepts for m in part):
+                        continue  # a malformed partition (validate() reports it) never derives anything
                     required = [m for m in part if not self.concepts[m].variant]
                     if required and all(m in have for m in required):
                         out[c.id] = tuple(m for m in part if m in have)
