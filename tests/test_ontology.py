@@ -262,6 +262,8 @@ def test_parents_children_and_relations(onto):
     assert {p.rel.value for p in onto["femur_left"].parents} == {"part_of"}
     assert "bone" in onto.ancestors("rib_left_1") and "muscle" in onto.ancestors("gluteus_maximus_left")
     assert onto.ancestors("liver_tumor") == {"tumor"}  # lesions hang off organs by located_in, not parents
+    with pytest.raises(OntologyError, match="no concept with id 'kidneys'"):
+        onto.ancestors("kidneys")  # ids only; names go through resolve()
 
 
 def test_lesions(onto):

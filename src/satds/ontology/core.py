@@ -127,9 +127,12 @@ class Ontology:
         return sorted(self.graph.predecessors(cid), key=self.order.get)
 
     def ancestors(self, cid: str) -> set[str]:
+        """Every concept above ``cid`` by either relation: the classes whose masks contain its mask."""
+        self[cid]
         return set(nx.descendants(self.graph, cid))
 
     def descendants(self, cid: str) -> set[str]:
+        self[cid]
         return set(nx.ancestors(self.graph, cid))
 
     def roots(self) -> list[str]:
@@ -146,7 +149,6 @@ class Ontology:
         This is the rule behind "an organ includes its lesions" (SAT-DS adds kidney tumour and cysts into the
         kidney): the organ's mask is the union of its own mask and these lesions' masks.
         """
-        self[organ]
         places = {organ} | self.descendants(organ)
         return {k for k in known if k in self.concepts and self.concepts[k].kind == "lesion"
                 and self.concepts[k].located_in in places}
