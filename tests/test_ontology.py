@@ -322,7 +322,8 @@ def test_ids_and_codes(onto):
     assert onto["kidney"].codes == {"SNOMEDCT": "64033007"}
     assert onto["kidney_left"].codes == {"SNOMEDCT": "64033007:272741003=7771000"}
     assert onto["heart_atrium_left"].codes == {"SNOMEDCT": "82471001"}
-    assert sum(bool(c.codes) for c in onto.concepts.values()) == 151
+    assert sum(bool(c.codes) for c in onto.concepts.values()) == 149
+    assert onto["thyroid_left"].codes == {}  # a lobe of an unpaired gland: no laterality expression
 
 
 # ---------------------------------------------------------------------------------------------- validation
