@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="satds",
@@ -35,5 +36,5 @@ def catalog_dir(value: Path | None) -> Path:
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)

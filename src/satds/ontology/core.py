@@ -17,6 +17,7 @@ from ..resources import ontology_path
 from .model import Concept, OntologyFile
 
 _MODALITY_PREFIX = re.compile(r"^(ct|mri|mr|pet)[ _]")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster on the 3,600 lines
 
 
 def normalise_name(name: str) -> str:
@@ -65,7 +66,7 @@ class Ontology:
     def from_file(cls, path: str | Path) -> "Ontology":
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
             data = OntologyFile.model_validate(raw)
         except OntologyError:
             raise
@@ -113,6 +114,11 @@ class Ontology:
     def name(self, cid: str) -> str:
         return self[cid].name
 
+    def get(self, id_or_name: str) -> Concept:
+        """The concept with this id, else the one this name or synonym resolves to (raises like :meth:`resolve`)."""
+        c = self.concepts.get(id_or_name)
+        return c if c is not None else self.resolve(id_or_name)
+
     # ------------------------------------------------------------------ hierarchy
     def parents(self, cid: str) -> list[str]:
         return [p.id for p in self[cid].parents]
@@ -121,14 +127,31 @@ class Ontology:
         return sorted(self.graph.predecessors(cid), key=self.order.get)
 
     def ancestors(self, cid: str) -> set[str]:
+        """Every concept above ``cid`` by either relation: the classes whose masks contain its mask."""
+        self[cid]
         return set(nx.descendants(self.graph, cid))
 
     def descendants(self, cid: str) -> set[str]:
+        self[cid]
         return set(nx.ancestors(self.graph, cid))
+
+    def roots(self) -> list[str]:
+        """Concepts without parents, in file order."""
+        return [c.id for c in self.concepts.values() if not c.parents]
 
     def lesions_in(self, organ: str) -> list[str]:
         """Lesion concepts located in ``organ`` (directly, not in its sub-parts)."""
         return [c.id for c in self.concepts.values() if c.kind == "lesion" and c.located_in == organ]
+
+    def organ_with_lesions(self, organ: str, known: Iterable[str]) -> set[str]:
+        """The lesion concepts among ``known`` located in ``organ`` or in any of its descendants.
+
+        This is the rule behind "an organ includes its lesions" (SAT-DS adds kidney tumour and cysts into the
+        kidney): the organ's mask is the union of its own mask and these lesions' masks.
+        """
+        places = {organ} | self.descendants(organ)
+        return {k for k in known if k in self.concepts and self.concepts[k].kind == "lesion"
+                and self.concepts[k].located_in in places}
 
     def derivable(self, known: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """Coarser concepts whose masks follow exactly from the ``known`` ones, with the parts used.
@@ -147,6 +170,8 @@ class Ontology:
                 if c.id in have or not c.partitions:
                     continue
                 for part in c.partitions:
+                    if len(set(part)) < 2 or len(set(part)) != len(part) or any(m not in self.concepts for m in part):
+                        continue  # a malformed partition (validate() reports it) never derives anything
                     required = [m for m in part if not self.concepts[m].variant]
                     if required and all(m in have for m in required):
                         out[c.id] = tuple(m for m in part if m in have)
@@ -170,6 +195,32 @@ class Ontology:
         return expand(cid)
 
     # ------------------------------------------------------------------ validation
+    def _check_laterality(self, c: Concept) -> list[Finding]:
+        """Laterality agrees with the name; a pair names each other; a sided concept whose mirrored name exists
+        must name it as counterpart (sided structures without a mirror, e.g. the right middle lobe, have none)."""
+        f: list[Finding] = []
+        sides = _sides(c.name)
+        if len(sides) == 1 and c.laterality not in sides:
+            f.append(Finding(c.id, "laterality matches name", f"name {c.name!r} says {next(iter(sides))}, laterality is {c.laterality}"))
+        elif c.laterality and c.laterality not in sides:
+            f.append(Finding(c.id, "laterality matches name", f"laterality {c.laterality} but the name {c.name!r} names no side"))
+        if c.counterpart:
+            o = self.concepts.get(c.counterpart)
+            if o is None:
+                f.append(Finding(c.id, "counterpart exists", f"counterpart {c.counterpart!r} is not a concept"))
+            elif o.id == c.id:
+                f.append(Finding(c.id, "laterality symmetric", "a concept cannot be its own counterpart"))
+            elif o.counterpart != c.id:
+                f.append(Finding(c.id, "laterality symmetric", f"{o.id!r} does not name {c.id!r} as its counterpart"))
+            elif {c.laterality, o.laterality} != {"left", "right"}:
+                f.append(Finding(c.id, "laterality symmetric", f"{c.id!r} ({c.laterality}) and {o.id!r} ({o.laterality}) are not a left/right pair"))
+        if c.laterality:
+            mirrored = self._names.get(_mirror(c.name), set()) - {c.id}
+            if len(mirrored) == 1 and c.counterpart not in mirrored:
+                m = next(iter(mirrored))
+                f.append(Finding(c.id, "laterality symmetric", f"{m!r} has the mirrored name; name it as counterpart"))
+        return f
+
     def validate(self) -> list[Finding]:
         f: list[Finding] = []
         for d in self._duplicates:
@@ -181,16 +232,9 @@ class Ontology:
             for p in c.parents:
                 if p.id not in self.concepts:
                     f.append(Finding(c.id, "parent exists", f"parent {p.id!r} is not a concept"))
-            if c.counterpart:
-                o = self.concepts.get(c.counterpart)
-                if o is None:
-                    f.append(Finding(c.id, "counterpart exists", f"counterpart {c.counterpart!r} is not a concept"))
-                elif o.counterpart != c.id:
-                    f.append(Finding(c.id, "laterality symmetric", f"{o.id!r} does not name {c.id!r} as its counterpart"))
-                elif {c.laterality, o.laterality} != {"left", "right"}:
-                    f.append(Finding(c.id, "laterality symmetric", f"{c.id!r} ({c.laterality}) and {o.id!r} ({o.laterality}) are not a left/right pair"))
-            if c.laterality and not c.counterpart:
-                f.append(Finding(c.id, "laterality symmetric", "a lateral concept needs its counterpart"))
+            if c.name != c.name.lower():
+                f.append(Finding(c.id, "name style", f"preferred name {c.name!r} is not lower case"))
+            f.extend(self._check_laterality(c))
             for part in c.partitions:
                 if len(part) < 2:
                     f.append(Finding(c.id, "partition", "a partition needs at least two members"))
@@ -207,14 +251,28 @@ class Ontology:
             if c.located_in is not None:
                 if c.kind != "lesion":
                     f.append(Finding(c.id, "lesion location", "only lesions declare located_in"))
-                if c.located_in not in self.concepts:
+                where = self.concepts.get(c.located_in)
+                if where is None:
                     f.append(Finding(c.id, "lesion location", f"organ {c.located_in!r} is not a concept"))
+                elif where.kind == "lesion":
+                    f.append(Finding(c.id, "lesion location", f"{c.located_in!r} is a lesion, not an anatomical structure"))
         try:
             cycle = nx.find_cycle(self.graph)
             f.append(Finding(cycle[0][0], "acyclic", "parent cycle: " + " -> ".join(e[0] for e in cycle)))
         except nx.NetworkXNoCycle:
             pass
         return f
+
+
+_SIDES = {"left": "right", "right": "left"}
+
+
+def _sides(name: str) -> set[str]:
+    return {w for w in normalise_name(name).split() if w in _SIDES}
+
+
+def _mirror(name: str) -> str:
+    return " ".join(_SIDES.get(w, w) for w in normalise_name(name).split())
 
 
 @functools.lru_cache(maxsize=4)
