@@ -7,7 +7,7 @@ A spec's layout names a hook (``hook: chaos_png``); the hook object may provide 
 - ``read_labels(case, spec, image: Volume) -> list[LabelPiece]`` — read label data onto the image grid;
 - ``official_split(spec, root) -> dict[case_id, split]``.
 
-Hooks live in :mod:`satds.ingest.hook_impl` (one small function per quirk) and are registered by name.
+Hooks live in :mod:`satds.ingest.quirks` (one module per release family) and are registered by name.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def hook(name: str, kind: str) -> Callable[[Callable], Callable]:
 def get_hook(name: str | None, kind: str) -> Callable[..., Any] | None:
     if not name:
         return None
-    from . import hook_impl  # noqa: F401  (registers the built-in hooks)
+    from . import quirks  # noqa: F401  (registers the built-in hooks)
 
     if name not in _HOOKS:
         raise SpecError(f"unknown hook {name!r}; registered: {sorted(_HOOKS)}")
@@ -42,6 +42,6 @@ def get_hook(name: str | None, kind: str) -> Callable[..., Any] | None:
 
 
 def hook_names() -> list[str]:
-    from . import hook_impl  # noqa: F401
+    from . import quirks  # noqa: F401
 
     return sorted(_HOOKS)

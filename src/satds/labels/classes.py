@@ -26,6 +26,7 @@ class DatasetClasses:
     derived: list[str]
     lesion_organs: dict[str, set[str]]  # organ → lesions it includes (lesions_in_organ)
     notes: list[str] = field(default_factory=list)
+    outside_fov: set[str] = field(default_factory=set)  # known absent (outside the field of view), never listed
 
     @property
     def lateral_classes(self) -> list[str]:
@@ -122,7 +123,13 @@ def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | N
             raise SpecError(f"{spec.key}: lateralize {c.name!r}: not a source class of this dataset")
         lateral[c.id] = pair
 
-    known = set(source_classes) | {x for p in lateral.values() for x in p}
+    outside: set[str] = set()
+    for name in spec.outside_field_of_view:
+        try:
+            outside.add(onto.resolve(name).id)
+        except OntologyError as err:
+            raise SpecError(f"{spec.key}: outside_field_of_view: {err}") from None
+    known = set(source_classes) | {x for p in lateral.values() for x in p} | outside
     derived: list[str] = []
     for name in spec.derived:
         try:
@@ -133,7 +140,7 @@ def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | N
         if c.id in known:
             raise SpecError(f"{spec.key}: derived {name!r} is already a source class")
         derived.append(c.id)
-    return DatasetClasses(spec.key, value_map, names, set(spec.unlabelled_values), source_classes, lateral, derived, lesion_organs, notes)
+    return DatasetClasses(spec.key, value_map, names, set(spec.unlabelled_values), source_classes, lateral, derived, lesion_organs, notes, outside)
 
 
 def read_label_table(path, fmt: str) -> dict[str, int]:

@@ -122,17 +122,19 @@ def compose(
         if split.cut:
             labels.notes.append(f"{concept}: {split.cut} component(s) straddled the midline and were cut there")
 
-    # Derived parents: union of their parts, where every part is annotated in this scan.
+    # Derived parents: union of their parts, where every part is annotated in this scan (classes outside
+    # the release's field of view count as annotated and absent).
+    annotated |= classes.outside_fov
     for d in classes.derived:
         try:
             parts = onto.leaves_of(d, annotated)
         except Exception:
             labels.notes.append(f"{d}: not derived (parts not annotated in this scan)")
             continue
-        labels.rewrite(lambda a, dd=d, ps=frozenset(parts): a | {dd} if a & ps else a)
+        labels.rewrite(lambda a, dd=d, ps=frozenset(parts - classes.outside_fov): a | {dd} if a & ps else a)
         annotated.add(d)
 
-    labels.annotated = annotated
+    labels.annotated = annotated - classes.outside_fov
     labels.sources_present = present
     labels.canonicalise(onto.order)
     return labels

@@ -22,7 +22,7 @@ def writer(name: str) -> Callable[[Callable], Callable]:
 
 
 def get(name: str) -> Callable:
-    from . import hook_impl  # noqa: F401  (registers the built-in writers)
+    from . import quirks  # noqa: F401  (registers the built-in writers)
 
     if name not in _WRITERS:
         raise SpecError(f"unknown phantom writer {name!r}; registered: {sorted(_WRITERS)}")

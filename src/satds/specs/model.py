@@ -144,6 +144,14 @@ class Skip(Strict):
     reason: str
 
 
+class SatClasses(Strict):
+    """Where this dataset's classes deliberately differ from SAT-DS's list for it (checked by the tests)."""
+
+    added: list[str] = Field(default_factory=list)  # classes satds carries that SAT-DS's list lacks
+    removed: list[str] = Field(default_factory=list)  # SAT-DS classes satds does not carry
+    why: str
+
+
 class Phantom(Strict):
     """How to write a tiny faithful copy of the release (see :mod:`satds.phantoms`)."""
 
@@ -198,6 +206,10 @@ class DatasetSpec(Strict):
     lesions_in_organ: bool = False
     derived: list[str] = Field(default_factory=list)
     lateralize: list[str] = Field(default_factory=list)
+    # Classes that never lie in this release's field of view (lumbar MRI shows no C1-T8): they count as
+    # annotated-and-absent for derivations (so T9-T12 give "thoracic vertebrae" here) but are not listed.
+    outside_field_of_view: list[str] = Field(default_factory=list)
+    sat_classes: SatClasses | None = None
 
     skip: list[Skip] = Field(default_factory=list)
     overlaps: list[Overlap] = Field(default_factory=list)
