@@ -113,7 +113,7 @@ def labels_linear(array: np.ndarray, n_values: int, r: Respacing, start, stop, k
         if keep_small:
             k = np.unravel_index(int(np.argmax(block)), block.shape)
             peaks.append((v, tuple(int(s.start + i) for s, i in zip(sl, k)), float(block[k])))
-    lab[best <= 1.0 - total] = 0
+    lab[best < 1.0 - total] = 0
     if keep_small:
         present = set(np.unique(lab).tolist())
         for v, pos, frac in peaks:

@@ -36,10 +36,18 @@ def _format_error(path: Path, e: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _folders(folder: str) -> list[Path]:
+    """The package's spec folder plus any in ``$SATDS_SPEC_PATH`` (os.pathsep-separated): local specs."""
+    import os
+
+    extra = [Path(p) for p in os.environ.get("SATDS_SPEC_PATH", "").split(os.pathsep) if p]
+    return [Path(folder), *extra]
+
+
 @functools.lru_cache(maxsize=8)
 def _raw_specs(folder: str) -> dict[str, tuple[Path, dict]]:
     out: dict[str, tuple[Path, dict]] = {}
-    for path in sorted(Path(folder).glob("*.yaml")):
+    for path in sorted(p for d in _folders(folder) for p in d.glob("*.yaml")):
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
