@@ -149,5 +149,6 @@ def build(
             flush()
     flush()
     summary.seconds = time.monotonic() - t0
+    catalog.maybe_compact()
     catalog.log_run(summary.build_id, "build", {**cfg.model_dump(mode="json"), "datasets": datasets, "workers": workers, "executor": executor}, {k: v for k, v in summary.__dict__.items() if k != "failures"} | {"failures": summary.failures[:50]}, started)
     return summary

@@ -144,6 +144,10 @@ class Catalog:
             p.unlink(missing_ok=True)
         return len(parts)
 
+    def maybe_compact(self, threshold: int = 64) -> dict[str, int]:
+        """Compact every table with more than ``threshold`` parts (keeps view creation fast)."""
+        return {t: self.compact(t) for t in TABLES if len(self.parts(t)) > threshold}
+
     # ------------------------------------------------------------------ reading
     def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per table (and ``coverage``, ``ontology``)."""

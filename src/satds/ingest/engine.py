@@ -357,6 +357,7 @@ def ingest(
             }
         ],
     )
+    catalog.maybe_compact()
     catalog.log_run(ingest_id, f"ingest {spec.key}", {"root": str(root), "full": full, "workers": workers}, asdict(summary) | {"failures": summary.failures[:50]}, started)
     return summary
 
