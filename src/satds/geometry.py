@@ -22,6 +22,18 @@ def axcodes(affine: np.ndarray) -> str:
     return "".join(nio.aff2axcodes(affine))
 
 
+def affine_from_axcodes(codes: str, spacing, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """RAS+ affine of an array whose axes run along ``codes`` (e.g. ``IPL``) with ``spacing`` mm."""
+    unit = {"R": (0, 1.0), "L": (0, -1.0), "A": (1, 1.0), "P": (1, -1.0), "S": (2, 1.0), "I": (2, -1.0)}
+    aff = np.eye(4)
+    aff[:3, :3] = 0.0
+    for ax, c in enumerate(codes.upper()):
+        row, sign = unit[c]
+        aff[row, ax] = sign * float(spacing[ax])
+    aff[:3, 3] = np.asarray(origin, dtype=np.float64)
+    return aff
+
+
 def spacing_of(affine: np.ndarray) -> np.ndarray:
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
 

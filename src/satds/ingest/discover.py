@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CaseError, SpecError
-from ..specs.model import DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromSections, SplitFromTable
+from ..specs.model import DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromLists, SplitFromSections, SplitFromTable
 from .hooks import get_hook
 from .patterns import compile_pattern, fill, find
 
@@ -68,6 +68,22 @@ class SplitResolver:
                         section = line[:-1].strip()
                     elif section is not None:
                         self.table[line] = section
+        elif isinstance(r, SplitFromLists):
+            path = root / r.lists
+            if path.exists():
+                import json
+
+                try:
+                    data = json.loads(path.read_text())
+                except ValueError as e:
+                    raise SpecError(f"{spec.key}: split file {r.lists} is not valid JSON ({e})") from None
+                if not isinstance(data, dict):
+                    raise SpecError(f"{spec.key}: split file {r.lists} must map split names to lists of cases")
+                for section, names in data.items():
+                    for name in names if isinstance(names, list) else []:
+                        if str(name) in self.table and self.table[str(name)] != section:
+                            raise SpecError(f"{spec.key}: {name!r} is listed in both {self.table[str(name)]!r} and {section!r} of {r.lists}")
+                        self.table[str(name)] = section
         elif isinstance(r, SplitFromHook):
             fn = get_hook(r.hook, "official_split")
             if fn is None:
@@ -80,7 +96,7 @@ class SplitResolver:
             return r
         if isinstance(r, SplitFromCapture):
             value = r.map.get(captures.get(r.capture, ""), r.default)
-        elif isinstance(r, (SplitFromTable, SplitFromSections)):
+        elif isinstance(r, (SplitFromTable, SplitFromSections, SplitFromLists)):
             raw = self.table.get(fill(r.key, captures))
             value = r.map.get(raw, raw) if raw is not None else r.default
         else:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CaseError, GeometryError, LabelError, ReadError
-from ..geometry import align_to
+from ..geometry import affine_from_axcodes, align_to
 from ..io import Volume, read_volume
 from ..labels import AtomLabels, DatasetClasses, LabelPiece, compose
 from ..labels.laterality import midline_from_image
@@ -29,6 +29,14 @@ def channel_specs(spec: DatasetSpec, case: CaseFiles) -> list[tuple[str, str]]:
     return [(c.name, f"{c.modality} {c.sequence}" if c.sequence else c.modality) for c in lay.channels]
 
 
+def with_default_geometry(vol: Volume, lay: Layout) -> Volume:
+    """A volume read without geometry (raw ``.npy``) placed by the layout's ``default_geometry``."""
+    if vol.meta.get("geometry") == "missing" and lay.default_geometry is not None:
+        g = lay.default_geometry
+        return Volume(vol.array, affine_from_axcodes(g.orientation, g.spacing), {**vol.meta, "geometry": "default"})
+    return vol
+
+
 def load_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume]:
     """The scan's channels as volumes; channel 0 defines the scan's grid."""
     lay = layout_of(spec, case)
@@ -39,7 +47,7 @@ def load_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume
     out = []
     for path, idx in zip(case.images, case.channel_index):
         if path not in cache:
-            cache[path] = read_volume(root / path, ndim=None, series_uid=case.extra.get("series_uid"))
+            cache[path] = with_default_geometry(read_volume(root / path, ndim=None, series_uid=case.extra.get("series_uid")), lay)
         vol = cache[path]
         if vol.meta.get("nonfinite"):
             raise ReadError(f"image holds {vol.meta['nonfinite']} NaN/inf voxels", file=path)
@@ -64,7 +72,7 @@ def _label_pieces(spec: DatasetSpec, case: CaseFiles, root: Path, ref: Volume) -
     items += [(p, k) for k, p in case.label_files.items()]
     pieces = []
     for path, key in items:
-        vol = read_volume(root / path, ndim=None)
+        vol = with_default_geometry(read_volume(root / path, ndim=None), lay)
         arr = vol.array
         if arr.ndim == 4 and key is None and vol.meta.get("segments"):
             # A layered Slicer segmentation: each layer is its own label map.

@@ -211,7 +211,9 @@ def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, st
         if c.file:
             arr, aff = to_file_orientation(variant(i), body.affine, ph.orientation, ph.slice_first)
             write_volume(root / fill(c.file, caps), _cast(arr, ph.dtype), aff)
-    # Labels.
+    # Labels (none for a case the release ships without them).
+    if caps.get("case") in ph.unlabelled:
+        return
     if layout.label:
         lab = np.zeros(body.shape, dtype=np.int64)
         # Organs first then lesions: later blobs overwrite, as a release's label map would.

@@ -81,7 +81,37 @@ class SplitFromHook(Strict):
     hook: str
 
 
-OfficialSplit = Union[Literal["train", "validation", "test", "unknown"], SplitFromCapture, SplitFromTable, SplitFromSections, SplitFromHook]
+class SplitFromLists(Strict):
+    """Official split from a JSON file in the release mapping split names to lists of case keys
+    (ToothFairy's ``splits.json``: ``{"train": ["P1", ...], "val": [...], "test": [...]}``)."""
+
+    lists: str  # the JSON file, relative to the dataset root
+    key: TemplateLike = "{case}"
+    map: dict[str, str] = Field(default_factory=dict)  # the release's split name → satds split
+    default: str = "unknown"
+
+
+OfficialSplit = Union[
+    Literal["train", "validation", "test", "unknown"], SplitFromCapture, SplitFromTable, SplitFromSections, SplitFromLists, SplitFromHook
+]
+
+
+class DefaultGeometry(Strict):
+    """The geometry of files that carry none (raw ``.npy`` arrays), from the release's documentation:
+    the voxel spacing in mm and the axis codes of the stored array axes (``IPL``: axis 0 runs to the
+    patient's inferior, axis 1 posterior, axis 2 left). The first voxel sits at the world origin."""
+
+    spacing: tuple[float, float, float]
+    orientation: str
+
+    @field_validator("orientation")
+    @classmethod
+    def _codes(cls, v: str) -> str:
+        v = v.upper()
+        axes = [{"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}.get(c) for c in v]
+        if len(v) != 3 or None in axes or len(set(axes)) != 3:
+            raise ValueError(f"orientation {v!r} must be three axis codes, one of R/L, A/P, S/I each")
+        return v
 
 
 class Layout(Strict):
@@ -106,6 +136,7 @@ class Layout(Strict):
     exclude: list[str] = Field(default_factory=list)  # fnmatch patterns on the matched path
     vars: dict[str, TemplateLike] = Field(default_factory=dict)  # extra captures computed from others
     hook: str | None = None  # a registered discovery/reading hook for what patterns cannot say
+    default_geometry: DefaultGeometry | None = None  # for image/label files stored without geometry (.npy)
 
     @model_validator(mode="after")
     def _one_label_kind(self) -> "Layout":
@@ -165,6 +196,7 @@ class Phantom(Strict):
     files: dict[str, Any] = Field(default_factory=dict)  # extra files: path → text, or data (json/yaml/csv rows)
     junk: list[str] = Field(default_factory=list)  # stray files a real download carries (._*, .DS_Store)
     absent: dict[str, list[str]] = Field(default_factory=dict)  # case → source labels NOT painted
+    unlabelled: list[str] = Field(default_factory=list)  # cases whose release has no label file at all
     hook: str | None = None  # a registered phantom writer for formats the generic writer lacks
 
 
