@@ -54,7 +54,8 @@ class DatasetClasses:
             parent = next(k for k, v in self.lateral.items() if cls in v)
             return self.source_keys_of(parent, onto, annotated)
         else:
-            parts = onto.leaves_of(cls, annotated)
+            # A derived class is itself annotated: look for its parts among the other annotated classes.
+            parts = onto.leaves_of(cls, set(annotated) - {cls})
             keys: list[str] = []
             for p in sorted(parts):
                 keys += [k for k in self.source_keys_of(p, onto, annotated) if k not in keys]
