@@ -61,7 +61,7 @@ def test_real_file_is_valid(onto):
     assert onto.path == ontology_path()
     assert onto.version == "1.0.0"
     assert [(e.version, e.date) for e in onto.data.changelog] == [("1.0.0", "2026-11-26")]
-    assert len(onto) == 515
+    assert len(onto) == 528  # 515 + 13 added for totalsegmentator_mri
 
 
 def test_every_sat_name_resolves_to_one_concept_with_the_sat_name(onto, terminology):
@@ -305,7 +305,7 @@ def test_laterality_pairs(onto):
             # both sides sit in one partition of a common parent: merging them is always exact
             common = set(onto.parents(c.id)) & set(onto.parents(o.id))
             assert any({c.id, o.id} <= set(p) for x in common for p in onto[x].partitions), c.id
-    assert pairs == 110
+    assert pairs == 114  # 110 + 4 added for totalsegmentator_mri
     unpaired = {c.id for c in onto.concepts.values() if c.laterality and not c.counterpart}
     assert unpaired == {"lung_middle_lobe_right", "left_auricle_of_heart", "left_heart_atrium_scar",
                         *(f"liver_segment_{i}" for i in range(2, 9))}
@@ -524,7 +524,7 @@ def test_cli_tree():
 def test_cli_validate(tmp_path, monkeypatch):
     r = runner.invoke(app, ["ontology", "validate"])
     assert r.exit_code == 0, r.output
-    assert r.stdout == "ontology 1.0.0: 515 concepts, valid\n"
+    assert r.stdout == "ontology 1.0.0: 528 concepts, valid\n"
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump({"version": "9", "changelog": [], "concepts": [
         {"id": "a", "name": "a", "region": "abdomen", "parents": [{"id": "ghost", "rel": "part_of"}]}]}))

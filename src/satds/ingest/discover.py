@@ -182,9 +182,12 @@ def case_files(spec: DatasetSpec, layout: Layout, root: Path, rel: str, caps: di
         elif not layout.label_optional:
             raise CaseError("label file is missing", file=lab)
     elif layout.label_files:
-        keys = [str(e.value) for e in spec.labels]
+        keys = [str(e.value) for e in spec.labels if e.classes]
         pat = compile_pattern(_partial_fill(layout.label_files, caps))
         present = {c.get("name"): r for r, c in find(root, pat)}
+        for e in spec.labels:
+            if not e.classes:  # a known file that maps to no class: accepted, never read
+                present.pop(str(e.value), None)
         for k in keys:
             if k in present:
                 cf.label_files[k] = present.pop(k)

@@ -233,6 +233,9 @@ class DatasetSpec(Strict):
     official_split: OfficialSplit = "unknown"
 
     labels: list[LabelEntry] = Field(default_factory=list)
+    # A view of a release keeps only these label keys (values or class-file keys); every other entry stays
+    # known but carries no class, so its files are accepted and never read (TotalSegmentator's subsets).
+    keep_labels: list[str] | None = None
     label_table: LabelTable | None = None
     unlabelled_values: list[int] = Field(default_factory=list)  # voxels whose classes are unknown (not background)
     lesions_in_organ: bool = False
@@ -274,6 +277,20 @@ class DatasetSpec(Strict):
     @classmethod
     def _layout(cls, v: Any) -> Any:
         return [v] if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _keep_labels(self) -> "DatasetSpec":
+        if self.keep_labels is None:
+            return self
+        keys = {str(e.value) for e in self.labels}
+        unknown = sorted(set(self.keep_labels) - keys)
+        if unknown:
+            raise ValueError(f"keep_labels names label keys the spec does not have: {unknown[:5]}")
+        keep = set(self.keep_labels)
+        for e in self.labels:
+            if str(e.value) not in keep:
+                e.classes = []
+        return self
 
     @property
     def label_kind(self) -> str:

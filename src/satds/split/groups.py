@@ -84,7 +84,8 @@ def make_groups(scans: list[dict]) -> Groups:
             except Exception:
                 continue
             for m in by_case.get((ov.dataset, other), []):
-                links.append((s["scan_id"], m, f"declared {ov.relation} with {ov.dataset}"))
+                if m != s["scan_id"]:  # a family-wide overlap list may name the spec itself
+                    links.append((s["scan_id"], m, f"declared {ov.relation} with {ov.dataset}"))
     reasons_by_pair = []
     for a, b, why in links:
         uf.union(a, b)
