@@ -49,7 +49,8 @@ class DatasetClasses:
     def source_keys_of(self, cls: str, onto: Ontology, annotated: set[str]) -> list[str]:
         """Source values/files a class's voxels come from (through lesions, laterality, derivation)."""
         if cls in self.source_classes:
-            parts = {cls} | self.lesion_organs.get(cls, set())
+            lesions = self.lesion_organs.get(cls, set())
+            parts = {cls} | (lesions if lesions <= set(annotated) else set())  # absorbed only when all are annotated
         elif cls in self.lateral_classes:
             parent = next(k for k, v in self.lateral.items() if cls in v)
             return self.source_keys_of(parent, onto, annotated)
@@ -57,7 +58,8 @@ class DatasetClasses:
             # Leaves among the non-derived classes (a derived class is itself in ``annotated``), with the
             # classes outside the field of view counting as known-absent.
             known = (set(annotated) - set(self.derived)) | self.outside_fov
-            parts = (onto.leaves_of(cls, known) - self.outside_fov) | (self.lesion_organs.get(cls, set()) & set(annotated))
+            lesions = self.lesion_organs.get(cls, set())
+            parts = (onto.leaves_of(cls, known) - self.outside_fov) | (lesions if lesions <= set(annotated) else set())
             keys: list[str] = []
             for p in sorted(parts):
                 keys += [k for k in self.source_keys_of(p, onto, annotated) if k not in keys]
