@@ -49,13 +49,17 @@ class DatasetClasses:
     def source_keys_of(self, cls: str, onto: Ontology, annotated: set[str]) -> list[str]:
         """Source values/files a class's voxels come from (through lesions, laterality, derivation)."""
         if cls in self.source_classes:
-            parts = {cls} | self.lesion_organs.get(cls, set())
+            lesions = self.lesion_organs.get(cls, set())
+            parts = {cls} | (lesions if lesions <= set(annotated) else set())  # absorbed only when all are annotated
         elif cls in self.lateral_classes:
             parent = next(k for k, v in self.lateral.items() if cls in v)
             return self.source_keys_of(parent, onto, annotated)
         else:
-            # The class itself is annotated (it was derived): its parts are the leaves below it.
-            parts = onto.leaves_of(cls, set(annotated) - {cls})
+            # Leaves among the non-derived classes (a derived class is itself in ``annotated``), with the
+            # classes outside the field of view counting as known-absent.
+            known = (set(annotated) - set(self.derived)) | self.outside_fov
+            lesions = self.lesion_organs.get(cls, set())
+            parts = (onto.leaves_of(cls, known) - self.outside_fov) | (lesions if lesions <= set(annotated) else set())
             keys: list[str] = []
             for p in sorted(parts):
                 keys += [k for k in self.source_keys_of(p, onto, annotated) if k not in keys]
@@ -97,15 +101,17 @@ def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | N
             if c not in source_classes:
                 source_classes.append(c)
 
+    def organ_lesions(organ: str) -> set[str]:
+        scope = {organ} | onto.descendants(organ)
+        if onto[organ].kind != "anatomy":
+            return set()
+        return {c for c in source_classes if onto[c].kind == "lesion" and onto[c].located_in in scope}
+
     lesion_organs: dict[str, set[str]] = {}
     if spec.lesions_in_organ:
         for organ in source_classes:
-            scope = {organ} | onto.descendants(organ)
-            lesions = {c for c in source_classes if onto[c].kind == "lesion" and onto[c].located_in in scope}
-            if lesions and onto[organ].kind == "anatomy":
-                lesion_organs[organ] = lesions
-        if not lesion_organs:
-            raise SpecError(f"{spec.key}: lesions_in_organ is set but no source lesion lies in a source organ")
+            if organ_lesions(organ):
+                lesion_organs[organ] = organ_lesions(organ)
 
     lateral: dict[str, tuple[str, str]] = {}
     for name in spec.lateralize:
@@ -141,6 +147,12 @@ def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | N
         if c.id in known:
             raise SpecError(f"{spec.key}: derived {name!r} is already a source class")
         derived.append(c.id)
+        # A derived organ includes the lesions located in it too (COVID-19's lung = left + right lung +
+        # infection, while the sides stay without it, as the release codes them).
+        if spec.lesions_in_organ and organ_lesions(c.id):
+            lesion_organs[c.id] = organ_lesions(c.id)
+    if spec.lesions_in_organ and not lesion_organs:
+        raise SpecError(f"{spec.key}: lesions_in_organ is set but no source lesion lies in a source or derived organ")
     return DatasetClasses(spec.key, value_map, names, set(spec.unlabelled_values), source_classes, lateral, derived, lesion_organs, notes, outside)
 
 

@@ -101,8 +101,10 @@ def compose(
         for c in classes.value_map.get(key, ()):
             annotated.discard(c)
 
-    # Organs absorb the lesions that lie in them.
+    # Organs absorb the lesions that lie in them (derived organs after their derivation, below).
     for organ, lesions in classes.lesion_organs.items():
+        if organ in classes.derived:
+            continue
         if organ in annotated and lesions <= annotated:
             labels.rewrite(lambda a, o=organ, ls=lesions: a | {o} if a & ls else a)
         elif organ in annotated:
@@ -133,6 +135,11 @@ def compose(
             continue
         labels.rewrite(lambda a, dd=d, ps=frozenset(parts - classes.outside_fov): a | {dd} if a & ps else a)
         annotated.add(d)
+        lesions = classes.lesion_organs.get(d)
+        if lesions and lesions <= annotated:
+            labels.rewrite(lambda a, dd=d, ls=lesions: a | {dd} if a & ls else a)
+        elif lesions:
+            labels.notes.append(f"{d}: lesions {sorted(lesions - annotated)} not annotated; organ kept without them")
 
     labels.annotated = annotated - classes.outside_fov
     labels.sources_present = present
