@@ -54,7 +54,10 @@ class DatasetClasses:
             parent = next(k for k, v in self.lateral.items() if cls in v)
             return self.source_keys_of(parent, onto, annotated)
         else:
-            parts = onto.leaves_of(cls, annotated)
+            # A derived class: its leaves among the source/lateral classes (a derived class is itself in
+            # ``annotated``, so it must not count as its own leaf); parts outside the field of view have no files.
+            known = (set(annotated) | self.outside_fov) - set(self.derived)
+            parts = onto.leaves_of(cls, known) - self.outside_fov
             keys: list[str] = []
             for p in sorted(parts):
                 keys += [k for k in self.source_keys_of(p, onto, annotated) if k not in keys]
