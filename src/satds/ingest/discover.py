@@ -124,6 +124,9 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
     for layout in spec.layout:
         hook = get_hook(layout.hook, "discover")
         found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems)
+        if isinstance(found, tuple):  # a hook may also return the per-case problems it met
+            found, met = found
+            problems += met
         splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
         for cf in found:
             if isinstance(cf, CaseError):  # a discover hook reports a bad case and goes on

@@ -2,8 +2,9 @@
 
 A spec's layout names a hook (``hook: chaos_png``); the hook object may provide any of:
 
-- ``discover(spec, layout, root) -> list[CaseFiles | CaseError]`` — find the scans (replaces pattern matching);
-  a CaseError in the list is recorded as that case's failure while the other cases go on;
+- ``discover(spec, layout, root)`` — find the scans (replaces pattern matching); returns a list of
+  ``CaseFiles`` in which a ``CaseError`` stands for a case that failed (recorded while the others go on),
+  or a ``(cases, problems)`` pair;
 - ``read_image(case, spec) -> list[Volume]`` — read the channels (replaces the format readers);
 - ``read_labels(case, spec, image: Volume) -> list[LabelPiece]`` — read label data onto the image grid;
 - ``official_split(spec, root) -> dict[case_id, split]``.

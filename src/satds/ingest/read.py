@@ -42,7 +42,7 @@ def load_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume
     lay = layout_of(spec, case)
     hook = get_hook(lay.hook, "read_image")
     if hook:
-        return hook(case, spec, root)
+        return [shift_intensity(v, lay.intensity_offset) for v in hook(case, spec, root)]
     cache: dict[str, Volume] = {}
     out = []
     for path, idx in zip(case.images, case.channel_index):
@@ -57,8 +57,23 @@ def load_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume
             vol = Volume(vol.array[..., idx], vol.affine, {**vol.meta, "channel_index": idx})
         elif vol.array.ndim != 3:
             raise GeometryError(f"expected a 3D image, found shape {vol.shape} (a 4D file needs channel indices in the spec)", file=path)
-        out.append(vol)
+        out.append(shift_intensity(vol, lay.intensity_offset))
     return out
+
+
+def shift_intensity(vol: Volume, offset: float) -> Volume:
+    """``vol`` with ``offset`` added to every voxel (the layout's ``intensity_offset``; 0 returns it as is).
+
+    Integer data stays integer (int32, so uint16 storage cannot wrap); anything else becomes float32.
+    """
+    if not offset:
+        return vol
+    a = vol.array
+    if np.issubdtype(a.dtype, np.integer) and float(offset).is_integer():
+        shifted = a.astype(np.int32) + np.int32(offset)
+    else:
+        shifted = a.astype(np.float32) + np.float32(offset)
+    return Volume(shifted, vol.affine, {**vol.meta, "intensity_offset": float(offset)})
 
 
 def _label_pieces(spec: DatasetSpec, case: CaseFiles, root: Path, ref: Volume) -> list[LabelPiece]:

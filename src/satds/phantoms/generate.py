@@ -194,18 +194,21 @@ def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, st
     # Channels: the main image (3D, or 4D when channels index into it) and any per-channel files.
     chan = layout.channels or []
     indexed = [c for c in chan if c.index is not None and not c.file]
+    # Stored values: physical values minus the layout's intensity offset (KiPA22 stores HU + 1024).
+    stored = body.image - np.float32(layout.intensity_offset)
+
     def variant(i: int) -> np.ndarray:
-        return body.image if i == 0 else body.image * (1.0 + 0.25 * i) + 5 * i
+        return stored if i == 0 else stored * (1.0 + 0.25 * i) + 5 * i
 
     if layout.image_is_dicom:
-        arr, aff = to_file_orientation(body.image, body.affine, ph.orientation, False)
-        write_dicom_series(root / image_rel, arr, aff, modality="CT" if spec.modality == "CT" else "MR", patient_id=caps.get("patient", caps.get("case", "ANON")))
+        arr, aff = to_file_orientation(stored, body.affine, ph.orientation, False)
+        write_dicom_series(root / image_rel, arr, aff, modality="CT" if spec.modality == "CT" else "MR", patient_id=caps.get("patient", caps.get("case", "ANON")), name_pattern=ph.dicom_name)
     elif indexed:
         stack = np.stack([variant(c.index) for c in sorted(indexed, key=lambda c: c.index)], axis=-1)
         arr, aff = to_file_orientation(stack, body.affine, ph.orientation, ph.slice_first)
         write_volume(root / image_rel, _cast(arr, ph.dtype), aff)
     elif not chan or any(c.file is None for c in chan):
-        arr, aff = to_file_orientation(body.image, body.affine, ph.orientation, ph.slice_first)
+        arr, aff = to_file_orientation(stored, body.affine, ph.orientation, ph.slice_first)
         write_volume(root / image_rel, _cast(arr, ph.dtype), aff)
     for i, c in enumerate(chan):
         if c.file:

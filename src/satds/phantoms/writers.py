@@ -41,12 +41,17 @@ def write_itk(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     img.SetOrigin(origin)
     if path.name.lower().endswith(".mhd"):
         # A .mhd header points at its .raw data file by name: write both under the final names.
+        path.parent.mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(img, str(path), useCompression=False)
         return
     with atomic_path(path) as tmp:
-        typed = tmp.with_name(tmp.name + path.suffix)  # ITK picks the writer by extension
-        sitk.WriteImage(img, str(typed), useCompression=True)
-        typed.replace(tmp)  # atomic_path renames tmp onto path
+        itk_tmp = tmp.with_name(tmp.name + path.suffix)  # ITK picks the writer by extension
+        try:
+            sitk.WriteImage(img, str(itk_tmp), useCompression=True)
+            itk_tmp.replace(tmp)
+        finally:
+            if itk_tmp.exists():
+                itk_tmp.unlink()
 
 
 def write_dicom_series(folder: Path, array: np.ndarray, affine: np.ndarray, *, modality: str = "CT", patient_id: str = "ANON", series_uid: str | None = None, series_number: int = 1, description: str = "phantom", name_pattern: str = "{i:04d}.dcm") -> list[Path]:

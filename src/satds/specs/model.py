@@ -137,6 +137,9 @@ class Layout(Strict):
     vars: dict[str, TemplateLike] = Field(default_factory=dict)  # extra captures computed from others
     hook: str | None = None  # a registered discovery/reading hook for what patterns cannot say
     default_geometry: DefaultGeometry | None = None  # for image/label files stored without geometry (.npy)
+    # Added to every image voxel on read, so that arrays carry physical units (HU for CT): a release that
+    # stores CT as unsigned HU + 1024 (KiPA22) says -1024 here. Labels are untouched.
+    intensity_offset: float = 0.0
 
     @model_validator(mode="after")
     def _one_label_kind(self) -> "Layout":
@@ -198,6 +201,7 @@ class Phantom(Strict):
     absent: dict[str, list[str]] = Field(default_factory=dict)  # case → source labels NOT painted
     unlabelled: list[str] = Field(default_factory=list)  # cases whose release has no label file at all
     hook: str | None = None  # a registered phantom writer for formats the generic writer lacks
+    dicom_name: str = "{i:04d}.dcm"  # DICOM slice file names ({i}: 0-based slice, {n}: 1-based instance number)
 
 
 class Expect(Strict):
