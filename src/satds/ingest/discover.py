@@ -105,9 +105,10 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
     problems: list[CaseError] = []
     skipped: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
+    cache: dict = {}  # folder listings shared by every layout's searches
     for layout in spec.layout:
         hook = get_hook(layout.hook, "discover")
-        found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems)
+        found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems, cache)
         splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
         for cf in found:
             if not cf.official_split or cf.official_split == "unknown":
@@ -124,10 +125,10 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
     return cases, problems, skipped
 
 
-def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError]) -> list[CaseFiles]:
+def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError], cache: dict | None = None) -> list[CaseFiles]:
     pat = compile_pattern(layout.match)
     out = []
-    cache: dict = {}
+    cache = {} if cache is None else cache
     for rel, caps in find(root, pat, layout.exclude, cache):
         caps = dict(caps)
         caps["path"] = rel
