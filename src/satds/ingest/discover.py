@@ -57,7 +57,10 @@ class SplitResolver:
                     for row in csv.DictReader(f, delimiter=sep):
                         self.table[str(row.get(r.key_column, "")).strip()] = str(row.get(r.column, "")).strip()
         elif isinstance(r, SplitFromSections):
-            path = root / r.sections
+            from ..resources import specs_dir
+
+            candidates = [root / c for c in ([r.sections] if isinstance(r.sections, str) else r.sections)]
+            path = next((c for c in candidates if c.is_file()), specs_dir() / r.shipped if r.shipped else candidates[0])
             if path.exists():
                 section = None
                 for line in path.read_text().splitlines():
@@ -109,6 +112,9 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
     for layout in spec.layout:
         hook = get_hook(layout.hook, "discover")
         found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems, cache)
+        if isinstance(found, tuple):  # a discovery hook may return (cases, per-case problems)
+            found, more = found
+            problems += more
         splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
         for cf in found:
             if not cf.official_split or cf.official_split == "unknown":
