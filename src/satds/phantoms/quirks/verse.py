@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...ingest.patterns import fill
 from ..generate import concrete, to_file_orientation, write_case
 from ..hooks import writer
 
@@ -18,7 +19,7 @@ def verse_case(spec, layout, root: Path, caps, body, onto) -> None:
     write_case(spec, layout, root, caps, body, onto)
     caps = {**caps, "path": concrete(layout.match, caps)}
     for name, tpl in layout.vars.items():
-        caps.setdefault(name, tpl)
+        caps.setdefault(name, fill(tpl, caps))
     mask_rel = concrete(layout.label, caps)
     ph = spec.phantom
     lab = np.zeros(body.shape, dtype=np.int16)
