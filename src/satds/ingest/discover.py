@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import CaseError, SpecError
 from ..specs.model import DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromLists, SplitFromSections, SplitFromTable
 from .hooks import get_hook
-from .patterns import compile_pattern, fill, find
+from .patterns import compile_pattern, fill, fill_partial, find, has_wildcards
 
 SPLITS = {"train", "validation", "test", "unknown"}
 
@@ -57,7 +57,10 @@ class SplitResolver:
                     for row in csv.DictReader(f, delimiter=sep):
                         self.table[str(row.get(r.key_column, "")).strip()] = str(row.get(r.column, "")).strip()
         elif isinstance(r, SplitFromSections):
-            path = root / r.sections
+            from ..resources import specs_dir
+
+            candidates = [root / c for c in ([r.sections] if isinstance(r.sections, str) else r.sections)]
+            path = next((c for c in candidates if c.is_file()), specs_dir() / r.shipped if r.shipped else candidates[0])
             if path.exists():
                 section = None
                 for line in path.read_text().splitlines():
@@ -121,12 +124,13 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
     problems: list[CaseError] = []
     skipped: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
+    cache: dict = {}  # folder listings shared by every layout's searches
     for layout in spec.layout:
         hook = get_hook(layout.hook, "discover")
-        found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems)
-        if isinstance(found, tuple):  # a hook may also return the per-case problems it met
-            found, met = found
-            problems += met
+        found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems, cache)
+        if isinstance(found, tuple):  # a discovery hook may return (cases, per-case problems)
+            found, more = found
+            problems += more
         splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
         for cf in found:
             if isinstance(cf, CaseError):  # a discover hook reports a bad case and goes on
@@ -146,10 +150,11 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
     return cases, problems, skipped
 
 
-def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError]) -> list[CaseFiles]:
+def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError], cache: dict | None = None) -> list[CaseFiles]:
     pat = compile_pattern(layout.match)
     out = []
-    for rel, caps in find(root, pat, layout.exclude):
+    cache = {} if cache is None else cache
+    for rel, caps in find(root, pat, layout.exclude, cache):
         caps = dict(caps)
         caps["path"] = rel
         for name, tpl in layout.vars.items():
@@ -157,7 +162,7 @@ def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: li
         case_id = fill(spec.case_id, caps)
         scan_id = f"{spec.key}/{case_id}" + (f"/{layout.scan_suffix}" if layout.scan_suffix else "")
         try:
-            cf = case_files(spec, layout, root, rel, caps, case_id, scan_id)
+            cf = case_files(spec, layout, root, rel, caps, case_id, scan_id, cache)
         except CaseError as e:
             problems.append(e.located(dataset=spec.key, case=case_id))
             continue
@@ -165,13 +170,32 @@ def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: li
     return out
 
 
-def case_files(spec: DatasetSpec, layout: Layout, root: Path, rel: str, caps: dict[str, str], case_id: str, scan_id: str) -> CaseFiles:
-    image = fill(layout.image, caps) if layout.image else rel
+def resolve(root: Path, template: str, caps: dict[str, str], cache: dict | None = None, dirs: bool = False) -> str:
+    """A file template filled with the captures; one holding wildcards (``**/``, ``*``) is searched for.
+
+    A search must find exactly one path (a release whose images sit in one of several folders, such as
+    BTCV's ``Training/img`` or ``Testing/img``, or an archive unpacked with an extra folder level);
+    none gives the template with its wildcards (reported as missing), several are an error.
+    """
+    if not has_wildcards(template):
+        return fill(template, caps)
+    filled = fill_partial(template, caps)
+    pat = compile_pattern(filled.rstrip("/") + ("/" if dirs or template.endswith("/") else ""))
+    hits = [r for r, _ in find(root, pat, (), cache)]
+    if len(hits) > 1:
+        raise CaseError(f"{len(hits)} files match {filled!r} ({', '.join(hits[:3])}{', ...' if len(hits) > 3 else ''}); expected one", file=hits[0])
+    return hits[0] if hits else filled
+
+
+def case_files(
+    spec: DatasetSpec, layout: Layout, root: Path, rel: str, caps: dict[str, str], case_id: str, scan_id: str, cache: dict | None = None
+) -> CaseFiles:
+    image = resolve(root, layout.image, caps, cache, dirs=layout.image_is_dicom) if layout.image else rel
     images: list[str] = []
     index: list[int | None] = []
     if layout.channels:
         for ch in layout.channels:
-            images.append(fill(ch.file, caps) if ch.file else image)
+            images.append(resolve(root, ch.file, caps, cache) if ch.file else image)
             index.append(ch.index)
     else:
         images, index = [image], [None]
@@ -182,7 +206,7 @@ def case_files(spec: DatasetSpec, layout: Layout, root: Path, rel: str, caps: di
     if spec.sat_id is not None:
         cf.sat_id = fill(spec.sat_id, caps)
     if layout.label:
-        lab = fill(layout.label, caps)
+        lab = resolve(root, layout.label, caps, cache)
         if (root / lab).exists():
             cf.label = lab
         elif not layout.label_optional:

@@ -58,9 +58,12 @@ def dataset_classes(key: str, root: str) -> DatasetClasses:
     return resolve_classes(spec, load_ontology(), table)
 
 
-def _input_files(case: CaseFiles, root: Path) -> list[Path]:
+def _input_files(case: CaseFiles, root: Path, spec: DatasetSpec | None = None) -> list[Path]:
     out = []
-    for rel in case.all_files:
+    rels = list(case.all_files)
+    if spec is not None and spec.label_table and (root / spec.label_table.file).is_file():
+        rels.append(spec.label_table.file)  # the release's label table decides what the values mean
+    for rel in rels:
         p = root / rel
         out += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
     return out
@@ -70,7 +73,7 @@ def stat_key(spec: DatasetSpec, case: CaseFiles, root: Path, onto_version: str) 
     """Cheap change detector (sizes and mtimes): decides whether ingest must re-read a case."""
     h = hashlib.sha256()
     h.update(f"{INGEST_VERSION}|{spec_hash(spec)}|{onto_version}|{json.dumps(asdict(case), sort_keys=True)}".encode())
-    for p in _input_files(case, root):
+    for p in _input_files(case, root, spec):
         try:
             st = p.stat()
             h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -83,7 +86,7 @@ def content_hash(spec: DatasetSpec, case: CaseFiles, root: Path, onto_version: s
     """Hash of the input files' bytes, the spec and the ontology: what a built scan depends on."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{spec_hash(spec)}|{onto_version}|{json.dumps(asdict(case), sort_keys=True)}".encode())
-    for p in _input_files(case, root):
+    for p in _input_files(case, root, spec):
         h.update(str(p.relative_to(root)).encode())
         with open(p, "rb") as f:
             while chunk := f.read(1 << 22):

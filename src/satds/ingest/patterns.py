@@ -64,17 +64,34 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def find(root: Path, pattern: Pattern, exclude: list[str] = ()) -> list[tuple[str, dict[str, str]]]:
-    """All (relative path, captures) under ``root`` matching the pattern, sorted by path."""
-    start = root / pattern.static_prefix if pattern.static_prefix else root
-    if not start.exists():
-        return []
-    hits = []
+def _walk(root: Path, start: Path, cache: dict | None) -> list[tuple[str, list[str], list[str]]]:
+    """(relative folder, sub-folders, files) under ``start``, hidden entries dropped; memoised in ``cache``."""
+    key = str(start)
+    if cache is not None and key in cache:
+        return cache[key]
+    out = []
     for dirpath, dirnames, filenames in os.walk(start, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        candidates = dirnames if pattern.dirs else [f for f in filenames if not _hidden(f)]
+        out.append((rel_dir, list(dirnames), [f for f in filenames if not _hidden(f)]))
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
+def find(root: Path, pattern: Pattern, exclude: list[str] = (), cache: dict | None = None) -> list[tuple[str, dict[str, str]]]:
+    """All (relative path, captures) under ``root`` matching the pattern, sorted by path.
+
+    ``cache`` (a dict owned by the caller, e.g. one discovery run) keeps folder listings, so many
+    searches of one tree walk it once.
+    """
+    start = root / pattern.static_prefix if pattern.static_prefix else root
+    if not start.exists():
+        return []
+    hits = []
+    for rel_dir, dirnames, filenames in _walk(root, start, cache):
+        candidates = dirnames if pattern.dirs else filenames
         for name in candidates:
             rel = rel_dir + name
             m = pattern.regex.match(rel)
@@ -82,6 +99,25 @@ def find(root: Path, pattern: Pattern, exclude: list[str] = ()) -> list[tuple[st
                 hits.append((rel, {k: v for k, v in m.groupdict().items() if v is not None}))
     hits.sort(key=lambda h: h[0])
     return hits
+
+
+def has_wildcards(template: str) -> bool:
+    """Whether a template still holds ``*``/``**/``/``?`` after its captures (a path to search for)."""
+    return any(m.group(1) is None for m in _TOKEN.finditer(template))
+
+
+def fill_partial(template: str, captures: dict[str, str], keep: tuple[str, ...] = ()) -> str:
+    """Fill the captures a template uses, keeping wildcards and the names in ``keep`` as they are."""
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name is None or name in keep:
+            return m.group(0)
+        if name not in captures:
+            raise SpecError(f"template {template!r} uses capture {{{name}}} that the pattern does not define")
+        return captures[name]
+
+    return _TOKEN.sub(sub, template)
 
 
 def fill(template: TemplateLike, captures: dict[str, str]) -> str:

@@ -7,7 +7,7 @@ Order of the rules (each a data-level rule from the spec and the ontology): sour
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class LabelPiece:
     array: np.ndarray
     file: str
     key: str | None = None  # per-class file: its key in the spec's labels; None for a label map
+    notes: list[str] = field(default_factory=list)  # what a reading hook found worth recording (ingest notes)
 
 
 def as_integer_labels(array: np.ndarray, file: str) -> np.ndarray:
@@ -60,6 +61,7 @@ def compose(
     annotated: set[str] = set()
     present: list[str] = []
     for piece in pieces:
+        labels.notes += piece.notes
         arr = as_integer_labels(piece.array, piece.file)
         if arr.shape[:3] != tuple(shape):
             raise LabelError(f"label shape {arr.shape} differs from the image {tuple(shape)}", file=piece.file)

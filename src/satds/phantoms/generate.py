@@ -186,11 +186,25 @@ def _write_extra(path: Path, content: Any) -> None:
         path.write_text(yaml.safe_dump(content))
 
 
+def concrete(template: str, caps: dict[str, str]) -> str:
+    """A path for a template with captures filled; search wildcards become the simplest match (``**/``: none)."""
+    return fill(template.replace("**/", "").replace("*", "").replace("?", "x"), caps)
+
+
 def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, str], body: Body, onto: Ontology) -> None:
-    """Write one case's image(s) and label(s) at the paths the layout expects."""
+    """Write one case's image(s) and label(s) at the paths the layout expects.
+
+    A phantom case may give ``_image`` / ``_label``: the paths to write when the layout's templates are
+    searches (``**/``) that a real release resolves in several ways (e.g. an NBIA DICOM folder name).
+    """
     ph = spec.phantom
     caps = dict(caps)
-    image_rel = fill(layout.image or layout.match, caps)
+    image_override = caps.pop("_image", None)
+    label_override = caps.pop("_label", None)
+    caps.setdefault("path", concrete(layout.match, caps))
+    for name, tpl in layout.vars.items():
+        caps.setdefault(name, fill(tpl, caps))
+    image_rel = image_override or concrete(layout.image or layout.match, caps)
     # Channels: the main image (3D, or 4D when channels index into it) and any per-channel files.
     chan = layout.channels or []
     indexed = [c for c in chan if c.index is not None and not c.file]
@@ -213,7 +227,7 @@ def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, st
     for i, c in enumerate(chan):
         if c.file:
             arr, aff = to_file_orientation(variant(i), body.affine, ph.orientation, ph.slice_first)
-            write_volume(root / fill(c.file, caps), _cast(arr, ph.dtype), aff)
+            write_volume(root / concrete(c.file, caps), _cast(arr, ph.dtype), aff)
     # Labels (none for a case the release ships without them).
     if caps.get("case") in ph.unlabelled:
         return
@@ -224,7 +238,7 @@ def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, st
             v = next((e.value for e in spec.labels if str(e.value) == key), key)
             lab[mask] = 1 if v == "nonzero" else int(v)
         arr, aff = to_file_orientation(lab, body.affine, ph.orientation, ph.slice_first)
-        write_volume(root / fill(layout.label, caps), _cast(arr, ph.label_dtype), aff)
+        write_volume(root / (label_override or concrete(layout.label, caps)), _cast(arr, ph.label_dtype), aff)
     elif layout.label_files:
         for e in spec.labels:
             key = str(e.value)

@@ -69,9 +69,14 @@ class SplitFromTable(Strict):
 
 
 class SplitFromSections(Strict):
-    """Official split from a text file of ``section:`` headers followed by names (CTSpine1K)."""
+    """Official split from a text file of ``section:`` headers followed by names (CTSpine1K).
 
-    sections: str
+    ``sections`` is the file's path in the release (or several candidate paths, the first found is read);
+    ``shipped`` names a verbatim copy kept in the specs folder, read when the release lacks the file.
+    """
+
+    sections: str | list[str]
+    shipped: str | None = None
     key: TemplateLike
     map: dict[str, str]
     default: str = "unknown"
