@@ -110,6 +110,9 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
         found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems)
         splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
         for cf in found:
+            if isinstance(cf, CaseError):  # a discover hook's per-case problem (e.g. an image it cannot pair)
+                problems.append(cf.located(dataset=spec.key))
+                continue
             if not cf.official_split or cf.official_split == "unknown":
                 cf.official_split = splits(cf.captures, cf.case_id)
             reason = _skipped(spec, cf.case_id)

@@ -2,7 +2,8 @@
 
 A spec's layout names a hook (``hook: chaos_png``); the hook object may provide any of:
 
-- ``discover(spec, layout, root) -> list[CaseFiles]`` — find the scans (replaces pattern matching);
+- ``discover(spec, layout, root) -> list[CaseFiles | CaseError]`` — find the scans (replaces pattern
+  matching); a ``CaseError`` in the list is recorded as that case's failure and the others go on;
 - ``read_image(case, spec) -> list[Volume]`` — read the channels (replaces the format readers);
 - ``read_labels(case, spec, image: Volume) -> list[LabelPiece]`` — read label data onto the image grid;
 - ``official_split(spec, root) -> dict[case_id, split]``.

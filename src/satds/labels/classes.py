@@ -54,7 +54,7 @@ class DatasetClasses:
             parent = next(k for k, v in self.lateral.items() if cls in v)
             return self.source_keys_of(parent, onto, annotated)
         else:
-            parts = onto.leaves_of(cls, annotated)
+            parts = onto.leaves_of(cls, set(annotated) - {cls})  # annotated holds cls itself once derived
             keys: list[str] = []
             for p in sorted(parts):
                 keys += [k for k in self.source_keys_of(p, onto, annotated) if k not in keys]

@@ -39,14 +39,14 @@ def write_itk(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     img.SetDirection(direction)
     img.SetSpacing(spacing)
     img.SetOrigin(origin)
+    if path.name.lower().endswith(".mhd"):
+        # A .mhd header points at its .raw data file by name: write both under the final names.
+        sitk.WriteImage(img, str(path), useCompression=False)
+        return
     with atomic_path(path) as tmp:
-        tmp = tmp.with_name(tmp.name + path.suffix)  # ITK picks the writer by extension
-        if path.name.lower().endswith(".mhd"):
-            # A .mhd header points at its .raw data file by name: write both under the final names.
-            sitk.WriteImage(img, str(path), useCompression=False)
-            return
-        sitk.WriteImage(img, str(tmp), useCompression=True)
-        tmp.replace(path)
+        typed = tmp.with_name(tmp.name + path.suffix)  # ITK picks the writer by extension
+        sitk.WriteImage(img, str(typed), useCompression=True)
+        typed.replace(tmp)  # atomic_path renames tmp to the final name
 
 
 def write_dicom_series(folder: Path, array: np.ndarray, affine: np.ndarray, *, modality: str = "CT", patient_id: str = "ANON", series_uid: str | None = None, series_number: int = 1, description: str = "phantom", name_pattern: str = "{i:04d}.dcm") -> list[Path]:
