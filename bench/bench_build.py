@@ -108,16 +108,16 @@ def satds_one(root: Path, out: Path) -> dict:
     labels = load_labels(spec, classes, onto, case, root, channels[0])
     t["read + compose labels"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    norm = normalise_scan(channels, ["CT"], labels.array, len(labels.atoms), cfg)
+    norm = normalise_scan(channels, ["CT"], labels, cfg, onto.order)
     t["reorient, crop, respace, normalise"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     write_nifti(out / "satds_image.nii.gz", norm.image, norm.affine)
-    write_nifti(out / "satds_label.nii.gz", norm.label, norm.affine)
+    write_nifti(out / "satds_label.nii.gz", norm.labels.array, norm.affine)
     t["write"] = time.perf_counter() - t1
     t["total"] = time.perf_counter() - t0
     # Atom index → source value, so the fidelity check can compare like with like.
     inverse = {c: int(v) for v, ids in classes.value_map.items() for c in ids}
-    (out / "satds_atoms.json").write_text(json.dumps([inverse[next(iter(a))] if a else 0 for a in labels.atoms]))
+    (out / "satds_atoms.json").write_text(json.dumps([inverse[min(a, key=lambda c: onto.order[c])] if a else 0 for a in norm.labels.atoms]))
     return t
 
 

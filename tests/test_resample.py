@@ -55,6 +55,14 @@ def test_nearest_puts_a_voxel_where_it_is_in_the_world():
     assert np.all(np.abs(c_out - c_in) <= np.array([1.0, 1.0, 3.0]) / 2)  # within half an output voxel
 
 
+def per_class(lab, n, r, full, keep_small):
+    out = np.zeros(r.out_shape, dtype=np.uint8)
+    for cls, off, m in resample.classes_linear(lab, {v: [v] for v in range(1, n)}, r, *full, keep_small=keep_small):
+        sl = tuple(slice(int(off[a]), int(off[a]) + m.shape[a]) for a in range(3))
+        out[sl][m] = cls
+    return out
+
+
 def test_linear_labels_keep_a_one_voxel_structure():
     lab = np.zeros((30, 30, 30), np.uint8)
     lab[5:20, 5:20, 5:20] = 1
@@ -62,13 +70,27 @@ def test_linear_labels_keep_a_one_voxel_structure():
     aff = np.eye(4)
     r = respacing(lab.shape, aff, (3.0, 3.0, 3.0))
     full = (np.zeros(3, int), np.asarray(r.out_shape))
-    kept = resample.labels_linear(lab, 3, r, *full, keep_small=True)
-    lost = resample.labels_linear(lab, 3, r, *full, keep_small=False)
+    kept = per_class(lab, 3, r, full, keep_small=True)
+    lost = per_class(lab, 3, r, full, keep_small=False)
     assert (kept == 2).sum() == 1 and (lost == 2).sum() == 0
     # The large cube keeps its volume within one boundary layer.
     assert abs((kept == 1).sum() * 27 - 15**3) / 15**3 < 0.15
     nn = resample.nearest_keep_small(lab, 3, r, *full, keep_small=True)
     assert (nn == 2).sum() == 1
+
+
+def test_a_class_resamples_the_same_whatever_its_neighbours():
+    """Per-class resampling: a structure's output does not depend on the other classes annotated."""
+    rng = np.random.default_rng(5)
+    a = np.zeros((24, 24, 30), np.uint8)
+    a[4:14, 5:15, 3:20] = 1
+    a[14:20, 5:15, 3:20] = 2  # touches class 1
+    a[rng.random(a.shape) < 0.02] = 3
+    r = respacing(a.shape, np.diag([0.8, 0.8, 1.0, 1.0]), (1.0, 1.0, 3.0))
+    full = (np.zeros(3, int), np.asarray(r.out_shape))
+    both = dict((c, (o, m)) for c, o, m in resample.classes_linear(a, {1: [1], 2: [2]}, r, *full))
+    alone = dict((c, (o, m)) for c, o, m in resample.classes_linear(np.where(a == 1, 1, 0), {1: [1]}, r, *full))
+    assert np.array_equal(both[1][0], alone[1][0]) and np.array_equal(both[1][1], alone[1][1])
 
 
 def test_reorient_then_resample_is_identical_for_flipped_inputs():

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 
 
 class Intensity(BaseModel):

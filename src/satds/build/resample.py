@@ -73,59 +73,6 @@ def nearest(array: np.ndarray, r: Respacing, start, stop) -> np.ndarray:
     return np.asarray(array)[np.ix_(*ix)]
 
 
-def labels_linear(array: np.ndarray, n_values: int, r: Respacing, start, stop, keep_small: bool = True) -> np.ndarray:
-    """Label map resampling by per-value linear interpolation and argmax (background included).
-
-    Each value's one-hot mask is interpolated inside its own bounding box (plus one voxel); a voxel takes
-    the value with the highest interpolated fraction when that beats the background fraction. Compared
-    with nearest neighbour this follows boundaries more smoothly; with ``keep_small`` a value present at
-    source that would vanish keeps its single best voxel.
-    """
-    import scipy.ndimage as ndi
-
-    out_shape = tuple(int(stop[a] - start[a]) for a in range(3))
-    best = np.zeros(out_shape, dtype=np.float32)
-    total = np.zeros(out_shape, dtype=np.float32)
-    lab = np.zeros(out_shape, dtype=np.asarray(array).dtype)
-    boxes = ndi.find_objects(np.asarray(array), max_label=n_values - 1)
-    peaks: list[tuple[int, tuple[int, ...], float]] = []  # (value, output voxel, fraction) per value
-    for v, box in enumerate(boxes, start=1):
-        if box is None:
-            continue
-        # Output voxels whose support touches this value's input box.
-        lo_in = np.array([s.start for s in box]) - 1
-        hi_in = np.array([s.stop for s in box])
-        o_lo, o_hi = r.out_range(lo_in, hi_in)
-        o_lo = np.maximum(o_lo, start)
-        o_hi = np.minimum(o_hi, stop)
-        if np.any(o_hi <= o_lo):
-            continue
-        i_lo, i_hi = input_box(r, o_lo, o_hi)
-        block = (np.asarray(array[i_lo[0] : i_hi[0], i_lo[1] : i_hi[1], i_lo[2] : i_hi[2]]) == v).astype(np.float32)
-        for a in range(3):
-            idx, w = _axis_weights(r, a, o_lo[a], o_hi[a], r.in_shape[a], i_lo[a])
-            block = _interp_axis(block, a, idx, w)
-        sl = tuple(slice(int(o_lo[a] - start[a]), int(o_hi[a] - start[a])) for a in range(3))
-        total[sl] += block
-        better = block > best[sl]
-        best[sl][better] = block[better]
-        lab[sl][better] = v
-        if keep_small:
-            k = np.unravel_index(int(np.argmax(block)), block.shape)
-            peaks.append((v, tuple(int(s.start + i) for s, i in zip(sl, k)), float(block[k])))
-    lab[best < 1.0 - total] = 0
-    if keep_small:
-        present = set(np.unique(lab).tolist())
-        for v, pos, frac in peaks:
-            if v in present:
-                continue
-            if frac <= 0:  # between output samples: take the output voxel nearest its centre
-                pos = _centroid_voxel(np.asarray(array), boxes[v - 1], v, r, start, out_shape)
-            if pos is not None:
-                lab[pos] = v
-    return lab
-
-
 def _centroid_voxel(src: np.ndarray, box, v: int, r: Respacing, start, out_shape) -> tuple[int, ...] | None:
     sub = src[box] == v
     cen = np.array([s.start for s in box]) + np.argwhere(sub).mean(axis=0)
@@ -168,3 +115,52 @@ def cubic(array: np.ndarray, r: Respacing, start, stop) -> np.ndarray:
     ref.SetOrigin(tuple(float(x) for x in r.coords(0, start[0], start[0] + 1).tolist() + r.coords(1, start[1], start[1] + 1).tolist() + r.coords(2, start[2], start[2] + 1).tolist()))
     out = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkBSpline, 0.0, sitk.sitkFloat32)
     return sitk.GetArrayFromImage(out).T.copy()
+
+
+def classes_linear(atoms: np.ndarray, classes: dict[str, list[int]], r: Respacing, start, stop, keep_small: bool = True):
+    """Each class resampled on its own: its mask linearly interpolated, kept where the fraction >= 0.5.
+
+    Yields ``(class, offset, mask)`` with ``mask`` a boolean block at ``offset`` in the output box. A
+    class's output depends only on its own source mask, never on which other classes a release happens to
+    annotate, so the same structure coded by two releases resamples identically. Overlaps this creates at
+    boundaries are kept (the caller stores class sets per voxel). With ``keep_small`` a class present at
+    source keeps at least its best voxel.
+    """
+    import scipy.ndimage as ndi
+
+    atoms = np.asarray(atoms)
+    n_atoms = int(atoms.max(initial=0)) + 1
+    boxes = ndi.find_objects(atoms, max_label=max(n_atoms - 1, 1))
+    for cls, values in classes.items():
+        vb = [boxes[v - 1] for v in values if 0 < v <= len(boxes) and boxes[v - 1] is not None]
+        if not vb:
+            continue
+        lo_in = np.min([[s.start for s in b] for b in vb], axis=0) - 1
+        hi_in = np.max([[s.stop for s in b] for b in vb], axis=0)
+        o_lo, o_hi = r.out_range(lo_in, hi_in)
+        o_lo = np.maximum(o_lo, start)
+        o_hi = np.minimum(o_hi, stop)
+        if np.any(o_hi <= o_lo):
+            continue
+        i_lo, i_hi = input_box(r, o_lo, o_hi)
+        src = atoms[i_lo[0] : i_hi[0], i_lo[1] : i_hi[1], i_lo[2] : i_hi[2]]
+        block = np.isin(src, values).astype(np.float32)
+        for a in range(3):
+            idx, w = _axis_weights(r, a, o_lo[a], o_hi[a], r.in_shape[a], i_lo[a])
+            block = _interp_axis(block, a, idx, w)
+        mask = block >= 0.5 - 1e-6
+        offset = o_lo - np.asarray(start)
+        if keep_small and not mask.any():
+            if block.max() > 0:
+                mask[np.unravel_index(int(np.argmax(block)), block.shape)] = True
+            else:
+                sub = np.isin(atoms[tuple(slice(int(lo_in[a] + 1), int(hi_in[a])) for a in range(3))], values)
+                if sub.any():
+                    cen = lo_in + 1 + np.argwhere(sub).mean(axis=0)
+                    t = np.floor((cen - r.centre) / r.scale + r.mid + 0.5).astype(int)
+                    if np.all(t >= start) and np.all(t < stop):
+                        mask = np.zeros((1, 1, 1), dtype=bool)
+                        mask[0, 0, 0] = True
+                        offset = t - np.asarray(start)
+        if mask.any():
+            yield cls, offset, mask

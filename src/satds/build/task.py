@@ -19,6 +19,7 @@ from ..ingest.discover import CaseFiles
 from ..ingest.engine import annotation_rows, dataset_classes
 from ..ingest.read import fingerprint, load_channels, load_labels
 from ..io import Volume, write_nifti, write_text
+from ..labels import AtomLabels
 from ..ontology import load_ontology
 from ..specs import get_spec
 from . import resample
@@ -85,7 +86,7 @@ def onto_grid(vol: Volume, ref: Volume) -> np.ndarray:
 @dataclass
 class Normalised:
     image: np.ndarray  # float32 [i, j, k] or [i, j, k, c]
-    label: np.ndarray | None  # atom map on the same grid
+    labels: AtomLabels | None  # the classes on the same grid (atoms renumbered for this grid)
     affine: np.ndarray
     respacing: Any
     start: np.ndarray  # output box within the full respaced grid
@@ -94,17 +95,19 @@ class Normalised:
     source_hi: np.ndarray
 
 
-def normalise_scan(channels: list[Volume], modalities: list[str], labels: np.ndarray | None, n_atoms: int, cfg: BuildConfig) -> Normalised:
+def normalise_scan(channels: list[Volume], modalities: list[str], labels: AtomLabels | None, cfg: BuildConfig, order: dict[str, int] | None = None) -> Normalised:
     """The pure core of a build: reorient, crop, respace and normalise one scan (no I/O).
 
-    ``labels`` is the scan's atom map on channel 0's grid. Crop box: channel 0 above the modality's
+    ``labels`` are the scan's classes on channel 0's grid. Crop box: channel 0 above the modality's
     threshold (CT: ``ct_body_threshold`` HU, else 0) plus every labelled voxel, on the canonical
-    source grid; only output voxels inside it are computed.
+    source grid; only output voxels inside it are computed. Labels: ``linear`` resamples each class on
+    its own (so a structure's output never depends on which other classes a release annotates),
+    ``nearest`` takes each output voxel's source voxel.
     """
     ref = channels[0]
     arrays = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, cfg.orientation)[0] for i, v in enumerate(channels)]
     _, canon_aff = reorient(ref.array, ref.affine, cfg.orientation)
-    lab = reorient(labels, ref.affine, cfg.orientation)[0] if labels is not None else None
+    lab = reorient(labels.array, ref.affine, cfg.orientation)[0] if labels is not None else None
     threshold = cfg.ct_body_threshold if modalities[0].upper().startswith("CT") else 0.0
     shape = arrays[0].shape[:3]
     lo, hi = crop_box(arrays[0], threshold, lab) if cfg.crop else (np.zeros(3, int), np.asarray(shape) - 1)
@@ -115,13 +118,20 @@ def normalise_scan(channels: list[Volume], modalities: list[str], labels: np.nda
         res = resample.cubic(arr, r, start, stop) if cfg.image_interpolation == "cubic" else resample.linear(arr, r, start, stop)
         images.append(normalise(res, mod, cfg.intensity))
     image = images[0] if len(images) == 1 else np.stack(images, axis=-1)
-    out_lab = None
+    out = None
     if lab is not None:
+        out_shape = tuple(int(stop[a] - start[a]) for a in range(3))
         if cfg.label_interpolation == "linear":
-            out_lab = resample.labels_linear(lab, n_atoms, r, start, stop, cfg.keep_small_structures)
+            out = AtomLabels.empty(out_shape)
+            classes = {c: labels.values_of(c) for c in sorted(labels.classes_present())}
+            for cls, offset, mask in resample.classes_linear(lab, classes, r, start, stop, cfg.keep_small_structures):
+                out.add_mask(mask, cls, offset=tuple(int(x) for x in offset))
         else:
-            out_lab = resample.nearest_keep_small(lab, n_atoms, r, start, stop, cfg.keep_small_structures)
-    return Normalised(image, out_lab, r.out_affine(start), r, start, stop, lo, hi)
+            arr = resample.nearest_keep_small(lab, len(labels.atoms), r, start, stop, cfg.keep_small_structures)
+            out = AtomLabels(arr, list(labels.atoms))
+        out.annotated = set(labels.annotated)
+        out.canonicalise(order or {})
+    return Normalised(image, out, r.out_affine(start), r, start, stop, lo, hi)
 
 
 def build_scan(job: BuildJob) -> dict[str, Any]:
@@ -150,7 +160,7 @@ def _build(job: BuildJob) -> dict[str, Any]:
     labels = load_labels(spec, classes, onto, case, root, ref)
     src_rows = annotation_rows(labels, classes, onto, ref.affine, ref.voxel_volume_ml, scan["scan_id"], spec.key) if labels is not None else []
 
-    norm = normalise_scan(channels, scan["channel_modalities"], labels.array if labels is not None else None, len(labels.atoms) if labels is not None else 0, cfg)
+    norm = normalise_scan(channels, scan["channel_modalities"], labels, cfg, onto.order)
 
     folder = scan_folder(job.out_dir, scan["scan_id"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,15 +168,17 @@ def _build(job: BuildJob) -> dict[str, Any]:
     write_nifti(image_path, norm.image, norm.affine, level=cfg.compression_level)
     label_path = None
     tgt_counts = None
-    if norm.label is not None:
+    if norm.labels is not None:
         label_path = folder / "label.nii.gz"
-        write_nifti(label_path, norm.label, norm.affine, level=cfg.compression_level)
-        tgt_counts = np.bincount(norm.label.reshape(-1), minlength=len(labels.atoms))
+        write_nifti(label_path, norm.labels.array, norm.affine, level=cfg.compression_level)
+        tgt_counts = np.bincount(norm.labels.array.reshape(-1), minlength=len(norm.labels.atoms))
     voxel_ml_target = float(abs(np.linalg.det(norm.affine[:3, :3]))) / 1000.0
     rows = []
     for row in src_rows:
-        vt = int(tgt_counts[row["label_values"]].sum()) if tgt_counts is not None and row["label_values"] else 0
-        rows.append({**row, "voxels_target": vt, "volume_ml_target": vt * voxel_ml_target})
+        # label_values now name the atoms of the normalised label file.
+        values = norm.labels.values_of(row["class_id"]) if norm.labels is not None else []
+        vt = int(tgt_counts[values].sum()) if values else 0
+        rows.append({**row, "label_values": values, "voxels_target": vt, "volume_ml_target": vt * voxel_ml_target})
     update = {
         "normalised_image": str(image_path),
         "normalised_label": str(label_path) if label_path else None,
@@ -182,7 +194,7 @@ def _build(job: BuildJob) -> dict[str, Any]:
         "scan_id": scan["scan_id"],
         "build_hash": job.build_hash,
         "config": cfg.model_dump(mode="json"),
-        "atoms": labels.sidecar()["atoms"] if labels is not None else [],
+        "atoms": norm.labels.sidecar()["atoms"] if norm.labels is not None else [],
         "crop": {
             "start": [int(x) for x in norm.start],
             "stop": [int(x) for x in norm.stop],

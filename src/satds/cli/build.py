@@ -30,7 +30,7 @@ def build_cmd(
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://host:8786); a LocalCluster when omitted.")] = None,
     orientation: Annotated[str, typer.Option(help="Canonical axis codes.")] = "RAS",
     image_interpolation: Annotated[str, typer.Option(help="linear or cubic.")] = "linear",
-    label_interpolation: Annotated[str, typer.Option(help="linear (per-class interpolation + argmax) or nearest.")] = "linear",
+    label_interpolation: Annotated[str, typer.Option(help="linear (each class interpolated on its own, kept at >= 0.5) or nearest.")] = "linear",
     out: Annotated[Optional[Path], typer.Option(help="Where normalised files go [default: CATALOG/normalised].")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even scans that are up to date.")] = False,
 ) -> None:
