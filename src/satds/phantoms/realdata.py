@@ -83,3 +83,39 @@ def write_real_as(key: str, root: str | Path, image: str | Path, seg: str | Path
 
         _write_extra(Path(root) / rel, content)
     return counts
+
+
+#: TotalSegmentator vertebra names → the VerSe/CTSpine1K coding 1-25 (C1-C7, T1-T12, L1-L6).
+VERSE_CODE = {f"vertebrae_C{i}": i for i in range(1, 8)} | {f"vertebrae_T{i}": 7 + i for i in range(1, 13)} | {f"vertebrae_L{i}": 19 + i for i in range(1, 6)}
+
+
+def write_real_dicom_as_hnscc(realdata: Path, root: str | Path, patient: str = "HN_P001") -> Path:
+    """The real DICOM series as CTSpine1K's HNSCC source case (TCIA folder names from Path.csv).
+
+    Its label is ``seg_dicom_total`` (stored y-flipped against the DICOM pixel array) recoded to the
+    VerSe vertebra values, placed where the official label download puts it.
+    """
+    import nibabel as nib
+    import pydicom
+
+    from ..ingest.quirks.ctspine1k import path_csv, read_path_csv
+
+    root = Path(root)
+    ref = read_path_csv(path_csv(root))[patient]
+    series = root / "TCIA" / "HNSCC-3DCT-RT" / patient / ref.study / ref.series
+    series.mkdir(parents=True, exist_ok=True)
+    for f in sorted((realdata / "ct_dicom").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.PatientID, ds.SeriesNumber, ds.SeriesDescription = patient, ref.number, ref.description
+        ds.save_as(series / f.name)
+    names = json.loads((realdata / "classmaps.json").read_text())["total"]
+    seg = nib.load(realdata / "seg_dicom_total.nii.gz")
+    src = np.asarray(seg.dataobj)
+    lab = np.zeros(src.shape, np.uint8)
+    for value, name in names.items():
+        if name in VERSE_CODE:
+            lab[src == int(value)] = VERSE_CODE[name]
+    out = root / "CTSpine1K_labels" / "HNSCC-3DCT-RT" / f"{patient}_seg.nii.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(lab, seg.affine), out)
+    return root
