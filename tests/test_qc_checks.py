@@ -23,10 +23,6 @@ def onto():
     return load_ontology()
 
 
-def checks(flags, check=None):
-    return [f for f in flags if check is None or f["check"] == check]
-
-
 # ---------------------------------------------------------------- label outside the body
 def ct_phantom(shape=(60, 50, 12)):
     """A z-scored-looking CT: air clipped to one floor value, an elliptic body with a lung-like air hole."""

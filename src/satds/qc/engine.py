@@ -60,7 +60,6 @@ def qc_scan(job: ScanJob) -> dict[str, Any]:
     """The per-scan pass: flags, the preview written and the body midline (world x) of one scan."""
     from .body import air_level, body_mask, midline_x
     from .check_image import outside_body
-    from .check_intensity import intensity
     from .preview import render_preview
     from .scan import ClassInfo, load_built
 

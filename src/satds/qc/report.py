@@ -151,7 +151,7 @@ def gather(catalog: Catalog) -> ReportData:
         run = None
         if flags:
             rid = flags[0]["run_id"]
-            got = rows(f"SELECT run_id, started_at, finished_at, config FROM runs WHERE run_id = '{rid}'")
+            got = con.sql("SELECT run_id, started_at, finished_at, config FROM runs WHERE run_id = $rid", params={"rid": rid}).to_arrow_table().to_pylist()
             run = got[0] if got else {"run_id": rid}
     finally:
         con.close()
