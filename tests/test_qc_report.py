@@ -61,8 +61,8 @@ def test_qc_writes_a_preview_per_built_scan(qc_catalog):
     # every flag of a scan carries its preview path
     assert all(r[6] for r in flags(cat) if r[0] in built)
     # one run: every row shares run_id
-    assert con.execute("SELECT count(DISTINCT run_id) FROM qc_flags").fetchone()[0] == 1
-    assert con.execute("SELECT count(*) FROM runs WHERE command = 'qc'").fetchone()[0] >= 1
+    assert con.execute("SELECT count(DISTINCT run_id) FROM qc_flags").fetchall()[0][0] == 1
+    assert con.execute("SELECT count(*) FROM runs WHERE command = 'qc'").fetchall()[0][0] >= 1
 
 
 def test_qc_flags_the_absent_phantom_class(qc_catalog):
@@ -175,3 +175,24 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     imgs = re.findall(r'<img[^>]*src="data:image/(?:png|jpeg);base64,', dom)
     assert len(imgs) >= 8
     assert "<table" in dom and "QC flags" in dom
+
+
+def test_unreadable_source_and_failed_scan_are_flagged(qc_catalog, tmp_path, monkeypatch):
+    from satds.qc import engine
+
+    job = engine.ScanJob({"scan_id": "x/y", "dataset": "msd_spleen", "case_files": "{}"}, str(tmp_path / "gone"), [], None, {}, True)
+    res = engine.qc_scan(job)
+    assert [f["check"] for f in res["flags"]] == ["source_unreadable"] and res["preview"] is None
+
+    cat, _, _ = qc_catalog
+    copy = Catalog(tmp_path / "cat")
+    shutil.copytree(cat.root, copy.root, ignore=shutil.ignore_patterns("normalised", "qc"))
+
+    def boom(job):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "qc_scan", boom)
+    s = run_qc(copy, workers=1, datasets=["msd_spleen"])
+    assert s.failed == s.scans > 0
+    rows = flags(copy, "\"check\" = 'qc_failed'")
+    assert rows and all("disk on fire" in r[5] and r[4] == "error" for r in rows)

@@ -3,7 +3,8 @@
 Everything is embedded: plots as PNG data URIs, previews downscaled and re-encoded as JPEG data URIs, so
 the file can be mailed or archived alone. To keep it a sane size, at most ``max_previews`` flagged scans
 (errors first, then warnings) and ``gallery`` scans per dataset are embedded; the other previews are
-linked by path. No JavaScript: sections, tables and ``<details>`` only.
+linked by path, and each dataset lists at most ``max_rows`` flagged scans and info flags (the table has
+them all). No JavaScript: sections, tables and ``<details>`` only.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ class ReportData:
     catalog: str
     datasets: list[dict[str, Any]]
     scans: list[dict[str, Any]]
-    annotations: list[dict[str, Any]]
+    classes: list[dict[str, Any]]  # per dataset x class: n, present, volumes of the scans that have it
+    totals: dict[str, int]
     failures: list[dict[str, Any]]
     splits: list[tuple[str, str, int]]
     flags: list[dict[str, Any]]
@@ -144,7 +146,19 @@ def gather(catalog: Catalog) -> ReportData:
 
         datasets = rows("SELECT dataset, title, modality, region, licence, url, root, cases, scans, failures, ingested_at FROM datasets ORDER BY dataset")
         scans = rows("SELECT scan_id, dataset, case_id, modality, channel_modalities, shape, spacing, affine, axcodes, status, normalised_image FROM scans ORDER BY dataset, scan_id")
-        ann = rows("SELECT scan_id, dataset, class_id, class_name, derived, voxels, volume_ml FROM annotations")
+        # Aggregated in DuckDB: a big catalog has millions of annotation rows.
+        classes = rows(
+            """SELECT dataset, class_id, any_value(class_name) AS name, bool_or(derived) AS derived, count(*) AS n,
+                      count(*) FILTER (WHERE voxels > 0) AS present,
+                      list(volume_ml) FILTER (WHERE voxels > 0 AND volume_ml > 0) AS vols
+               FROM annotations GROUP BY dataset, class_id"""
+        )
+        totals = dict(
+            zip(
+                ("annotations", "present", "classes"),
+                con.execute("SELECT count(*), count(*) FILTER (WHERE voxels > 0), count(DISTINCT class_id) FILTER (WHERE voxels > 0) FROM annotations").fetchall()[0],
+            )
+        )
         failures = rows("SELECT dataset, \"case\", scan_id, file, stage, error_type, error FROM failures ORDER BY dataset, \"case\"")
         splits = [tuple(r) for r in con.execute("SELECT dataset, split, count(*) FROM splits GROUP BY ALL ORDER BY dataset, split").fetchall()]
         flags = rows("SELECT * FROM qc_flags")
@@ -155,7 +169,7 @@ def gather(catalog: Catalog) -> ReportData:
             run = got[0] if got else {"run_id": rid}
     finally:
         con.close()
-    return ReportData(str(catalog.root), datasets, scans, ann, failures, splits, flags, run)
+    return ReportData(str(catalog.root), datasets, scans, classes, totals, failures, splits, flags, run)
 
 
 def write_report(
@@ -166,6 +180,7 @@ def write_report(
     gallery: int = 2,
     preview_width: int = 900,
     thumb_width: int = 520,
+    max_rows: int = 300,
 ) -> Path:
     """Write the report to ``out`` (an .html file); returns its path."""
     from . import plots
@@ -179,9 +194,9 @@ def write_report(
     scans_by_ds: dict[str, list[dict]] = defaultdict(list)
     for s in d.scans:
         scans_by_ds[s["dataset"]].append(s)
-    ann_by_ds: dict[str, list[dict]] = defaultdict(list)
-    for a in d.annotations:
-        ann_by_ds[a["dataset"]].append(a)
+    classes_by_ds: dict[str, list[dict]] = defaultdict(list)
+    for c in d.classes:
+        classes_by_ds[c["dataset"]].append(c)
     preview_of = {f["scan_id"]: f["preview"] for f in d.flags if f.get("preview")}
     real_flags = [f for f in d.flags if f["check"] != "preview"]
     flags_by_ds: dict[str, list[dict]] = defaultdict(list)
@@ -202,7 +217,6 @@ def write_report(
     embed_flagged = {sid for sid, _ in sorted(worst.items(), key=lambda kv: (kv[1][0], -kv[1][1], kv[0]))[:max_previews] if preview_of.get(sid)}
 
     sev_counts = Counter(f["severity"] for f in real_flags)
-    present = [a for a in d.annotations if (a["voxels"] or 0) > 0]
     parts: list[str] = []
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     run_txt = f"QC run <code>{esc(d.qc_run['run_id'])}</code>" if d.qc_run else "no QC run yet: run <code>satds qc</code> for previews and flags"
@@ -216,9 +230,9 @@ def write_report(
         ("datasets", len(ds_keys), ""),
         ("scans", len(d.scans), ""),
         ("built scans", sum(1 for s in d.scans if s.get("status") == "built"), ""),
-        ("classes", len({a["class_id"] for a in present}), ""),
-        ("annotations", len(d.annotations), ""),
-        ("present", len(present), ""),
+        ("classes", d.totals.get("classes", 0), ""),
+        ("annotations", d.totals.get("annotations", 0), ""),
+        ("present", d.totals.get("present", 0), ""),
         ("failures", len(d.failures), "error" if d.failures else ""),
         *[(f"{s} flags", sev_counts.get(s, 0), s) for s in SEVERITIES],
     ]
@@ -233,7 +247,7 @@ def write_report(
     for k, meta in zip(ds_keys, d.datasets):
         sc = scans_by_ds.get(k, [])
         fc = Counter(f["severity"] for f in flags_by_ds.get(k, []))
-        rows.append([f'<a href="#ds-{esc(k)}">{esc(k)}</a>', esc(meta.get("modality")), esc(meta.get("region")), len(sc), sum(1 for s in sc if s.get("status") == "built"), len({a["class_id"] for a in ann_by_ds.get(k, []) if (a["voxels"] or 0) > 0}), failures_by_ds.get(k, 0), fc.get("error", 0), fc.get("warning", 0), fc.get("info", 0)])
+        rows.append([f'<a href="#ds-{esc(k)}">{esc(k)}</a>', esc(meta.get("modality")), esc(meta.get("region")), len(sc), sum(1 for s in sc if s.get("status") == "built"), sum(1 for c in classes_by_ds.get(k, []) if c["present"]), failures_by_ds.get(k, 0), fc.get("error", 0), fc.get("warning", 0), fc.get("info", 0)])
     parts.append(_table(["dataset", "modality", "region", "scans", "built", "classes", "failures", "errors", "warnings", "info"], rows, num={3, 4, 5, 6, 7, 8, 9}, raw={0, 1, 2}, cls="datasets"))
     parts.append("</section>")
 
@@ -254,21 +268,13 @@ def write_report(
     for meta in d.datasets:
         k = meta["dataset"]
         sc = scans_by_ds.get(k, [])
-        anns = ann_by_ds.get(k, [])
         parts.append(f'<section class="dataset" id="ds-{esc(k)}" data-dataset="{esc(k)}"><h2>{esc(k)}</h2>')
         bits = [meta.get("title"), meta.get("modality"), meta.get("region"), f"licence {meta.get('licence')}" if meta.get("licence") else None]
         parts.append(f'<p class="meta">{" · ".join(esc(b) for b in bits if b)}<br>root <code>{esc(meta.get("root"))}</code></p>')
         sp = splits_by_ds.get(k, {})
         facts = [["scans", len(sc)], ["built", sum(1 for s in sc if s.get("status") == "built")], ["failures", failures_by_ds.get(k, 0)], *[[f"split: {s}", n] for s, n in sorted(sp.items())]]
         # classes
-        by_class: dict[str, dict[str, Any]] = {}
-        for a in anns:
-            c = by_class.setdefault(a["class_id"], {"name": a["class_name"] or a["class_id"], "derived": bool(a["derived"]), "n": 0, "present": 0, "vol": []})
-            c["n"] += 1
-            if (a["voxels"] or 0) > 0:
-                c["present"] += 1
-                if a["volume_ml"]:
-                    c["vol"].append(float(a["volume_ml"]))
+        by_class = {c["class_id"]: {"name": c["name"] or c["class_id"], "derived": bool(c["derived"]), "n": int(c["n"]), "present": int(c["present"]), "vol": [float(v) for v in (c["vols"] or [])]} for c in classes_by_ds.get(k, [])}
         crow = []
         for cid, c in sorted(by_class.items(), key=lambda kv: kv[1]["name"].lower()):
             crow.append([f'<span class="swatch" style="background:{class_hex(cid)}"></span>{esc(c["name"])}' + (' <span class="muted">(derived)</span>' if c["derived"] else ""), c["present"], c["n"] - c["present"], _fmt(np.median(c["vol"])) if c["vol"] else "", _fmt(min(c["vol"])) if c["vol"] else "", _fmt(max(c["vol"])) if c["vol"] else ""])
@@ -291,7 +297,8 @@ def write_report(
             by_scan: dict[str, list[dict]] = defaultdict(list)
             for f in serious:
                 by_scan[f["scan_id"]].append(f)
-            for sid in sorted(by_scan, key=lambda s: (min(SEV_RANK[f["severity"]] for f in by_scan[s]), s)):
+            order = sorted(by_scan, key=lambda s: (min(SEV_RANK[f["severity"]] for f in by_scan[s]), s))
+            for sid in order[:max_rows]:
                 items = "".join(f"<li>{_sev(f['severity'])} <code>{esc(f['check'])}</code> {esc(f['message'])}</li>" for f in by_scan[sid])
                 pv = preview_of.get(sid)
                 img = '<p class="muted">no preview (scan not built)</p>'
@@ -303,11 +310,14 @@ def write_report(
                 elif pv:
                     img = f'<p class="muted">preview not embedded (limit {max_previews}): <a href="{esc(Path(pv).resolve().as_uri())}">{esc(pv)}</a></p>'
                 parts.append(f'<div class="flagged" data-scan="{esc(sid)}"><b>{esc(sid)}</b><ul>{items}</ul>{img}</div>')
+            if len(order) > max_rows:
+                parts.append(f'<p class="muted">{len(order) - max_rows} more flagged scan(s) not listed: <code>SELECT * FROM qc_flags WHERE dataset = \'{esc(k)}\'</code></p>')
         else:
             parts.append('<p class="muted">No errors or warnings.</p>')
         if info:
-            rows = [[esc(f["scan_id"]), f"<code>{esc(f['check'])}</code>", esc(f["message"])] for f in info]
-            parts.append(f"<details><summary>{len(info)} info flag(s)</summary>{_table(['scan', 'check', 'message'], rows, raw={0, 1, 2}, cls='info-flags')}</details>")
+            rows = [[esc(f["scan_id"]), f"<code>{esc(f['check'])}</code>", esc(f["message"])] for f in info[:max_rows]]
+            more = f'<p class="muted">{len(info) - max_rows} more not listed.</p>' if len(info) > max_rows else ""
+            parts.append(f"<details><summary>{len(info)} info flag(s)</summary>{_table(['scan', 'check', 'message'], rows, raw={0, 1, 2}, cls='info-flags')}{more}</details>")
         # gallery: a few previews of unflagged scans so every dataset shows what its data look like
         shown = [s["scan_id"] for s in sc if s["scan_id"] not in embed_flagged and preview_of.get(s["scan_id"])][:gallery]
         if shown:
