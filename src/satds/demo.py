@@ -2,7 +2,8 @@
 
 Phantom releases of several datasets (tiny, faithful copies of their native layouts) plus, when the
 project's ``../shared/realdata`` is present, the real CT/MR scans laid out as releases; then ingest,
-build, split, export, query and report, printing what a user would look at.
+build, split, query, QC and the HTML report, printing what a user would look at; the last line printed
+is the report's path.
 """
 
 from __future__ import annotations
@@ -68,5 +69,14 @@ def run_demo(out: Path, *, workers: int | None = None, console: Console | None =
             t.add_row(*[str(v) for v in row])
         console.print(t)
     console.print(f"\ncatalog: {cat.root}   (try: satds query --catalog {cat.root} \"SELECT * FROM scans\")")
+    console.rule("[bold]6. QC (previews + checks) and report")
+    from .qc import run_qc
+    from .qc.report import write_report
+
+    q = run_qc(cat, workers=workers)
+    sev = ", ".join(f"{q.severities.get(k, 0)} {k}" for k in ("error", "warning", "info"))
+    console.print(f"  {q.previews} previews in {q.out / 'previews'}; flags: {sev}")
+    report = write_report(cat, out / "report.html")
     console.print(f"done in {time.monotonic() - t0:.0f} s")
+    console.print(f"report: {report.resolve()}", highlight=False, soft_wrap=True)
     return out
