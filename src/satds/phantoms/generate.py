@@ -55,7 +55,8 @@ def _cells(shape, size: int) -> list[tuple[int, int, int]]:
         for j in range(size // 2 + 2, shape[1] - size // 2 - 2, size):
             for k in range(size // 2 + 1, shape[2] - size // 2 - 1, size):
                 c = np.array([i, j, k])
-                if (((c - (np.asarray(shape) - 1) / 2) / (np.asarray(shape) / 2.3)) ** 2).sum() <= 1:
+                # The whole blob (radius about size / 2) must lie inside the body ellipsoid.
+                if (((c - (np.asarray(shape) - 1) / 2) / np.maximum(np.asarray(shape) / 2.15 - size / 2.0 - 0.5, 1.0)) ** 2).sum() <= 1:
                     out.append((i, j, k))
     return out
 
