@@ -129,6 +129,7 @@ class SatImport:
 
 def load_sat_splits(folder: str | Path, scans: list[dict], groups: Groups) -> SatImport:
     """Map SAT-DS's published split files (keyed by SAT's patient ids) onto the catalog's scans."""
+    from ..errors import SatdsError
     from ..specs import get_spec
 
     folder = Path(folder)
@@ -139,8 +140,10 @@ def load_sat_splits(folder: str | Path, scans: list[dict], groups: Groups) -> Sa
     ambiguous: list[str] = []
     files: dict[str, dict] = {}
     for s in scans:
-        spec = get_spec(s["dataset"])
-        name = spec.sat_key
+        try:
+            name = get_spec(s["dataset"]).sat_key
+        except SatdsError:
+            name = None
         if not name or not s.get("sat_id"):
             unmatched[s["dataset"]] += 1
             continue

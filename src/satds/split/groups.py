@@ -12,6 +12,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..errors import SatdsError
 from ..ingest.patterns import fill
 from ..specs import get_spec
 
@@ -70,9 +71,15 @@ def make_groups(scans: list[dict]) -> Groups:
         links += [(members[0], m, f"same patient {pid} in {ds}") for m in members[1:]]
     for fp, members in by_print.items():
         links += [(members[0], m, "identical image content") for m in members[1:]]
+    specs: dict = {}
     for s in scans:
-        spec = get_spec(s["dataset"])
-        if not spec.overlaps:
+        if s["dataset"] not in specs:
+            try:
+                specs[s["dataset"]] = get_spec(s["dataset"])
+            except SatdsError:  # a dataset whose spec is gone: only patients and fingerprints link it
+                specs[s["dataset"]] = None
+        spec = specs[s["dataset"]]
+        if spec is None or not spec.overlaps:
             continue
         caps = json.loads(s["case_files"])["captures"] if s.get("case_files") else {"case": s["case_id"]}
         caps.setdefault("case", s["case_id"])
