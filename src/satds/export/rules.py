@@ -71,8 +71,23 @@ class VoxelRules:
         out |= {u for u in unknown if any(self.rel.contains(u, a) for a in here)}
         return out
 
+    def _absent(self, c: str, here: frozenset[str], annotated: frozenset[str], depth: int = 0) -> bool:
+        """The GT says ``c`` is absent here: annotated and not here, or every part of a partition of it is."""
+        if c in annotated:
+            return c not in here
+        if depth > 4 or c not in self.rel.onto:
+            return False
+        onto = self.rel.onto
+        for part in onto[c].partitions:
+            members = [m for m in part if m in onto and (not onto[m].variant or m in annotated)]
+            if members and all(self._absent(m, here, annotated, depth + 1) for m in members):
+                return True
+        return False
+
     def _excluded(self, u: str, here: frozenset[str], annotated: frozenset[str]) -> bool:
         """The GT rules out unknown class ``u`` at a voxel holding exactly the classes ``here``."""
+        if self._absent(u, here, annotated):
+            return True  # its parts are annotated and all absent here
         if any(self.rel.contains(a, u) for a in annotated - here):
             return True  # u lies inside an annotated class that is absent here
         if any(not self.rel.may_overlap(a, u) for a in here):
