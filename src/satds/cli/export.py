@@ -64,7 +64,7 @@ def load_task(
 @export_app.command("nnunet")
 def nnunet_cmd(
     task: Annotated[Optional[str], typer.Option("--task", "-t", help="Recipe name in pipelines/, a recipe YAML, or an exported task's name.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="nnUNet_raw folder to write DatasetNNN_Name/ into [default: $nnUNet_raw or ./nnunet/nnUNet_raw].")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="nnUNet_raw folder to write DatasetNNN_Name/ into \\[default: $nnUNet_raw or ./nnunet/nnUNet_raw].")] = None,
     dataset_id: Annotated[Optional[int], typer.Option("--dataset-id", help="nnU-Net dataset id (overrides the recipe's).")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Ad-hoc task: comma-separated ontology class names, in label order.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Ad-hoc task: comma-separated dataset keys.")] = None,
@@ -124,8 +124,8 @@ def nnunet_cmd(
 def pseudolabel_cmd(
     task: Annotated[str, typer.Option("--task", "-t", help="Recipe name, recipe YAML, or an exported task's name.")],
     predictions: Annotated[list[Path], typer.Option("--predictions", "-p", help="Folder of nnU-Net predictions (<case>.nii.gz); repeat for several models, first wins.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: the recipe's pseudo_labels or ./pseudolabels/DatasetNNN_Name].")] = None,
-    raw: Annotated[Optional[Path], typer.Option("--raw", help="nnUNet_raw holding ad-hoc exports [default: $nnUNet_raw or ./nnunet/nnUNet_raw].")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder \\[default: the recipe's pseudo_labels or ./pseudolabels/DatasetNNN_Name].")] = None,
+    raw: Annotated[Optional[Path], typer.Option("--raw", help="nnUNet_raw holding ad-hoc exports \\[default: $nnUNet_raw or ./nnunet/nnUNet_raw].")] = None,
     catalog: CatalogOpt = None,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel processes.")] = 1,
 ) -> None:

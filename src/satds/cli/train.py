@@ -26,7 +26,7 @@ def train_cmd(
     trainer: TrainerOpt = "nnUNetTrainer",
     device: DeviceOpt = "auto",
     root: RootOpt = Path("nnunet"),
-    plan: Annotated[Optional[bool], typer.Option("--plan/--no-plan", help="Run plan_and_preprocess [default: when the plans are missing or older than the export].")] = None,
+    plan: Annotated[Optional[bool], typer.Option("--plan/--no-plan", help="Run plan_and_preprocess \\[default: when the plans are missing or older than the export].")] = None,
     reexport: Annotated[bool, typer.Option("--reexport", help="Export the task again even when it is up to date.")] = False,
     pseudo: Annotated[Optional[Path], typer.Option("--pseudo", help="Pseudo-label folder (policy pseudo).")] = None,
     processes: Annotated[int, typer.Option("--processes", "-np", help="Processes for preprocessing and data augmentation.")] = 2,
