@@ -102,7 +102,7 @@ def test_splits_final_keeps_groups_together(keep, cat):
 
 
 def test_duplicate_images_are_merged_into_one_case(cat, raw, tmp_path):
-    res = export_nnunet(cat, recipe(), tmp_path)
+    res = export_nnunet(cat, recipe(), tmp_path, workers=2)
     prov = json.loads((res.folder / "satds_export.json").read_text())
     c = prov["cases"]["msd_liver__liver_0"]
     assert c["scans"] == ["msd_liver/liver_0", "msd_spleen/spleen_99"]

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -457,18 +457,3 @@ def load_unit(unit: Unit, source: str, *, with_images: bool = True) -> UnitData:
             merged.add_mask(mask, c)
         all_taken |= take
     return UnitData(images, affine, merged.array, list(merged.atoms), frozenset(all_taken), list(primary["channel_modalities"] or []), source == "normalised", notes)
-
-
-def plan_summary(plan: ExportPlan) -> dict[str, Any]:
-    """A JSON-able view of the plan (for --dry-run and the provenance file)."""
-    return {
-        "task": plan.recipe.folder_name,
-        "train_cases": len(plan.train_case_ids()),
-        "test_cases": sum(len(u.case_ids) for u in plan.test_units()),
-        "channels": plan.channel_names,
-        "classes": plan.resolved.ids,
-        "folds": plan.n_folds,
-        "problems": plan.problems,
-        "warnings": plan.warnings,
-        "units": [asdict(u) | {"members": u.scan_ids} for u in plan.units],
-    }

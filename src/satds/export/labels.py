@@ -60,7 +60,8 @@ def known_labels(
     if np.array_equal(lut[:, 0], lut[:, 1]) or body is None:
         return lut[:, 1].astype(dtype)[atoms], stats
     inside = body() if callable(body) else body
-    out = lut.astype(dtype)[atoms, inside.astype(np.intp)]
+    # np.where over two uint8 look-ups: no index arrays of the volume's size in int64
+    out = np.where(inside, lut[:, 1].astype(dtype)[atoms], lut[:, 0].astype(dtype)[atoms])
     has_gt = np.array([bool(frozenset(s) & annotated & rules.recipe) for s in atom_sets])
     stats["outside_body_gt_voxels"] = int((has_gt[atoms] & ~inside).sum())
     return out, stats
@@ -85,4 +86,10 @@ def merged_labels(
         here = frozenset(s) & annotated
         for p in range(n + 1):
             lut[v, p] = rules.merged(here, annotated, pred_sets[p])
-    return lut.astype(dtype)[atoms, predicted.astype(np.intp)]
+    lut = lut.astype(dtype)
+    out = np.zeros(predicted.shape, dtype=dtype)
+    present = np.flatnonzero(np.bincount(predicted.reshape(-1), minlength=n + 1)) if predicted.size else []
+    for p in present:  # one pass per predicted value present: memory stays at a few bytes per voxel
+        sel = predicted == p
+        out[sel] = lut[:, p][atoms[sel]]
+    return out

@@ -133,45 +133,47 @@ def _export_unit(job: UnitJob) -> dict[str, Any]:
     dtype = _label_dtype(rr.ignore_value)
     ct = bool(data.modalities) and data.modalities[0].upper().startswith("CT")
     body = None if recipe.outside_body == "ignore" else (lambda: body_mask(data.images[0], ct=ct, normalised=data.normalised, threshold_hu=recipe.body_threshold_hu))
-    label = None
+    labels: dict[str, np.ndarray] = {}  # case id → label map (per channel case: pseudo-labels may differ)
     stats: dict[str, Any] = {}
-    label_source = "gt"
+    label_source = None
     if u.split == "train" and recipe.partial_labels == "pseudo":
         from .pseudolabel import read_pseudo_label
 
-        label = read_pseudo_label(Path(job.pseudo_dir), u.case_ids[0], shape, data.affine, problems)
+        for cid in u.case_ids:
+            lab = read_pseudo_label(Path(job.pseudo_dir), cid, shape, data.affine, problems)
+            if lab is not None:
+                labels[cid] = lab.astype(dtype)
         label_source = "gt+pseudo"
-        if label is not None:
-            label = label.astype(dtype)
     elif u.labelled and (u.split == "train" or recipe.test_labels):
-        label, stats = known_labels(rules, data.atoms, data.atom_sets, data.annotated, body, shape, dtype)
-    if label is not None:
-        _check_grid(label.shape, shape, f"{u.key}: label", problems)
-        top = rr.n if (u.split == "train" and recipe.partial_labels != "ignore") else rr.ignore_value
-        if label.size and int(label.max()) > top:
-            problems.append(f"{u.key}: label value {int(label.max())} above the task's highest {top}")
+        lab, stats = known_labels(rules, data.atoms, data.atom_sets, data.annotated, body, shape, dtype)
+        labels = {cid: lab for cid in u.case_ids}
+        label_source = "gt"
+    top = rr.n if (u.split == "train" and recipe.partial_labels != "ignore") else rr.ignore_value
+    for cid, lab in labels.items():
+        _check_grid(lab.shape, shape, f"{cid}: label", problems)
+        if lab.size and int(lab.max()) > top:
+            problems.append(f"{cid}: label value {int(lab.max())} above the task's highest {top}")
     if problems:
         return {"problems": problems}
 
     tmp = Path(job.tmp)
     img_dir, lab_dir = ("imagesTr", "labelsTr") if u.split == "train" else ("imagesTs", "labelsTs")
+    counts: dict[str, dict[str, int]] = {}
     for cid, ch in zip(u.case_ids, u.channel_of):
         chans = data.images if ch is None else [data.images[ch]]
         for k, arr in enumerate(chans):
             write_nifti(tmp / img_dir / f"{cid}_{k:04d}{recipe.file_ending}", arr, data.affine)
-        if label is not None:
-            write_nifti(tmp / lab_dir / f"{cid}{recipe.file_ending}", label, data.affine)
-    counts = {}
-    if label is not None:
-        bc = np.bincount(label.reshape(-1), minlength=rr.ignore_value + 1)
-        counts = {str(v): int(n) for v, n in enumerate(bc) if n}
+        if cid in labels:
+            write_nifti(tmp / lab_dir / f"{cid}{recipe.file_ending}", labels[cid], data.affine)
+            bc = np.bincount(labels[cid].reshape(-1), minlength=rr.ignore_value + 1)
+            counts[cid] = {str(v): int(n) for v, n in enumerate(bc) if n}
     return {
         "problems": [],
         "case_ids": u.case_ids,
         "shape": list(shape),
         "affine": np.asarray(data.affine).ravel().tolist(),
         "voxels": counts,
-        "labels": label_source if label is not None else None,
+        "labels": label_source,
         **stats,
     }
 
@@ -249,7 +251,7 @@ def export_nnunet(
                     "labels": res["labels"],
                     "shape": res["shape"],
                     "affine": res["affine"],
-                    "voxels": res["voxels"],
+                    "voxels": res["voxels"].get(cid, {}),
                 }
         dj = dataset_json(plan, n_train)
         (tmp / "dataset.json").write_text(json.dumps(dj, indent=2, sort_keys=False))

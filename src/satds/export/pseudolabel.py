@@ -150,7 +150,7 @@ def _merge_case(job: PseudoJob) -> dict[str, Any]:
         data = load_unit(u, recipe.source, with_images=True)
     shape = data.atoms.shape if data.atoms is not None else data.shape
     dtype = np.uint8 if rr.ignore_value <= 255 else np.uint16
-    combined = np.zeros(shape, dtype=np.int64)
+    combined = np.zeros(shape, dtype=dtype)
     used: dict[str, str] = {}
     need = set(u.unknown)
     problems: list[str] = []
@@ -166,8 +166,10 @@ def _merge_case(job: PseudoJob) -> dict[str, Any]:
         if why:
             problems.append(f"{job.case_id}: prediction {p} is not on the exported grid ({why})")
             continue
-        pred = np.asarray(align_to(vol.array, vol.affine, shape, data.affine)).astype(np.int64)
-        vmap = np.asarray(vmap_l)
+        pred = np.asarray(align_to(vol.array, vol.affine, shape, data.affine))
+        if not np.issubdtype(pred.dtype, np.integer):
+            pred = np.rint(pred).astype(np.int32)
+        vmap = np.asarray(vmap_l).astype(dtype)
         if pred.size and (pred.min() < 0 or pred.max() >= len(vmap)):
             problems.append(f"{job.case_id}: prediction {p} holds value {int(pred.max())}, beyond its labels")
             continue
