@@ -189,3 +189,14 @@ def test_case_ids():
     assert case_id_for("msd_liver/liver_0") == "msd_liver__liver_0"
     a, b = case_id_for("totalseg/s0001/ct scan"), case_id_for("totalseg/s0001/ct_scan")
     assert a != b and " " not in a and b == "totalseg__s0001__ct_scan"
+
+
+def test_dataset_json_rules():
+    from satds.export.nnunet import check_dataset_json
+
+    good = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "a": 1, "ignore": 2}, "numTraining": 1, "file_ending": ".nii.gz"}
+    assert check_dataset_json(good) == []
+    bad = good | {"labels": {"background": 0, "a": 2, "ignore": 1}}
+    probs = check_dataset_json(bad)
+    assert any("consecutive" in p for p in probs) and any("highest" in p for p in probs)
+    assert any("regions_class_order" in p for p in check_dataset_json(good | {"labels": {"background": 0, "a": [1, 2], "b": 2}}))

@@ -84,6 +84,32 @@ def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
     return dj
 
 
+def check_dataset_json(dj: dict[str, Any]) -> list[str]:
+    """nnU-Net's own rules for dataset.json, checked before anything is written."""
+    problems = []
+    for k in ("channel_names", "labels", "numTraining", "file_ending"):
+        if k not in dj:
+            problems.append(f"dataset.json lacks {k!r}")
+    labels = dj.get("labels", {})
+    if labels.get("background") != 0:
+        problems.append("dataset.json: background must be 0")
+    values: set[int] = set()
+    for name, v in labels.items():
+        if name == "ignore":
+            continue
+        values |= set(v) if isinstance(v, (list, tuple)) else {v}
+    if values != set(range(len(values))):
+        problems.append(f"dataset.json: label values {sorted(values)} are not consecutive from 0")
+    if "ignore" in labels and labels["ignore"] != max(values) + 1:
+        problems.append(f"dataset.json: ignore must be the highest value {max(values) + 1}, not {labels['ignore']}")
+    regions = [k for k, v in labels.items() if isinstance(v, (list, tuple))]
+    if regions and len(dj.get("regions_class_order", [])) != len(labels) - 1 - ("ignore" in labels):
+        problems.append("dataset.json: regions_class_order needs one entry per region")
+    if dj.get("numTraining", 0) < 1:
+        problems.append("dataset.json: no training cases")
+    return problems
+
+
 # ---------------------------------------------------------------------- one unit
 @dataclass
 class UnitJob:
@@ -91,6 +117,7 @@ class UnitJob:
     recipe: dict
     tmp: str
     pseudo_dir: str | None
+    n_channels: int
 
 
 def _label_dtype(plan_or_n: int):
@@ -126,6 +153,9 @@ def _export_unit(job: UnitJob) -> dict[str, Any]:
     data = load_unit(u, recipe.source)
     problems: list[str] = []
     shape = data.shape
+    per_case = 1 if recipe.view == "per_channel" else len(data.images)
+    if per_case != job.n_channels:
+        problems.append(f"{u.key}: {len(data.images)} channel(s) read, dataset.json declares {job.n_channels}")
     for k, img in enumerate(data.images):
         _check_grid(img.shape, shape, f"{u.key}: channel {k}", problems)
         if np.issubdtype(img.dtype, np.floating) and not np.isfinite(img).all():
@@ -200,6 +230,7 @@ def export_nnunet(
     folder = out / recipe.folder_name
     key = plan.export_key(pseudo_stamp(plan))
     result = ExportResult(folder, plan, key, warnings=list(plan.warnings))
+    plan.problems += check_dataset_json(dataset_json(plan, len(plan.train_case_ids())))
     if plan.problems:
         raise export_error(recipe, plan.problems)
     if dry_run:
@@ -210,7 +241,7 @@ def export_nnunet(
     for sub in ("imagesTr", "labelsTr", "imagesTs") + (("labelsTs",) if recipe.test_labels else ()):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     rdump = recipe.model_dump(mode="json")
-    jobs = [UnitJob(u, rdump, str(tmp), plan.pseudo_dir) for u in plan.units]
+    jobs = [UnitJob(u, rdump, str(tmp), plan.pseudo_dir, len(plan.channel_names)) for u in plan.units]
     problems: list[str] = []
     by_key: dict[str, dict] = {}
     done = 0
