@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CaseError, ExportError, SatdsError
+from ..errors import CaseError, SatdsError
 from .recipe import Recipe
 
 PSEUDO_JSON = "pseudolabels.json"
