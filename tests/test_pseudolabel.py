@@ -133,3 +133,16 @@ def test_pseudo_export_needs_the_folder(setup, tmp_path):
     rp = adhoc_recipe(name="LS", dataset_id=510, classes=["liver", "spleen"], datasets=["msd_liver", "msd_spleen"], partial_labels="pseudo")
     with pytest.raises(ExportError, match="pseudo-label folder"):
         export_nnunet(cat, rp, tmp_path)
+
+
+def test_pseudolabel_command(setup):
+    from typer.testing import CliRunner
+
+    from satds.cli import app
+
+    tmp, cat, _, exp = setup
+    preds = tmp / "preds_cli"
+    write_predictions(exp, preds)
+    r = CliRunner().invoke(app, ["pseudolabel", "--task", "LS", "--predictions", str(preds), "--out", str(tmp / "pl_cli"), "--raw", str(tmp / "raw_nn"), "-C", str(cat.root)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "wrote 3 label maps (3 with pseudo-labelled classes)" in r.output and "--policy pseudo" in r.output
