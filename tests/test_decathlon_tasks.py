@@ -15,7 +15,11 @@ def test_prostate_zones_follow_dataset_json(tmp_path, catalog):
     """The release says 1 = PZ, 2 = TZ (SAT-DS assumed the reverse). A copy whose dataset.json says the
     reverse is read the reverse way: the table wins over the spec, with a note."""
     root = generate("msd_prostate", tmp_path / "Task05_Prostate")
-    lab = np.asarray(nib.load(root / "labelsTr/prostate_00.nii.gz").dataobj)
+    p = root / "labelsTr/prostate_00.nii.gz"
+    img = nib.load(p)
+    lab = np.asarray(img.dataobj).copy()
+    lab[tuple(np.argwhere(lab == 1)[:3].T)] = 0  # make the two zones' sizes differ, so a swap shows
+    nib.save(nib.Nifti1Image(lab, img.affine, img.header), p)
     n1, n2 = int((lab == 1).sum()), int((lab == 2).sum())
     assert n1 and n2 and n1 != n2
     s = ingest("msd_prostate", root, catalog, workers=1)
