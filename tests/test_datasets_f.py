@@ -69,7 +69,8 @@ def test_ribfrac_every_fracture_instance_is_rib_fracture(tmp_path, catalog):
 def test_atm22_skips_the_misaligned_case_with_its_reason(tmp_path):
     root = generate("atm22", tmp_path / "atm")
     cases, problems, skipped = discover(get_spec("atm22"), root)
-    assert sorted(c.case_id for c in cases) == ["ATM_001", "ATM_301"] and problems == []
+    assert sorted(c.case_id for c in cases) == ["ATM_001", "ATM_301", "ATM_302"] and problems == []
+    assert {c.case_id: c.label for c in cases}["ATM_302"] is None  # an image without a label: unlabelled
     assert [s[0] for s in skipped] == ["ATM_164"] and "misaligned" in skipped[0][1]
     assert {c.case_id: c.sat_id for c in cases}["ATM_001"] == "ATM_001_0000"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...ingest.patterns import fill
-from ..generate import write_case
+from ..generate import concrete, write_case
 from ..hooks import writer
 
 
@@ -15,7 +14,7 @@ def luna16_writer(spec, layout, root: Path, caps, body, onto) -> None:
     import SimpleITK as sitk
 
     write_case(spec, layout, root, caps, body, onto)
-    lab = root / fill(layout.label, caps)
+    lab = root / (caps.get("_label") or concrete(layout.label, caps))
     img = sitk.ReadImage(str(lab))
     lab.with_suffix(".raw").unlink()
     sitk.WriteImage(img, str(lab), useCompression=True)  # writes <uid>.mhd + <uid>.zraw
