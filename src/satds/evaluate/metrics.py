@@ -219,53 +219,67 @@ def score_label_maps(
     """
     if ref.shape != pred.shape or ref.ndim != 3:
         raise ValueError(f"label maps must be 3D and of equal shape, got {ref.shape} and {pred.shape}")
-    if boxes is None:
-        if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
+    pool = None
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(2) as ex:
-                rb_f, pb_f = ex.submit(label_boxes, ref), ex.submit(label_boxes, pred)
+        pool = ThreadPoolExecutor(workers)
+    try:
+        if boxes is None:
+            if pool is not None:
+                rb_f, pb_f = pool.submit(label_boxes, ref), pool.submit(label_boxes, pred)
                 boxes = (rb_f.result(), pb_f.result())
-        else:
-            boxes = (label_boxes(ref), label_boxes(pred))
-    ref_boxes, pred_boxes = boxes
-    if classes is None:
-        classes = {v: (v,) for v in sorted(set(ref_boxes) | set(pred_boxes))}
-    voxel_ml = voxel_volume_ml(spacing)
+            else:
+                boxes = (label_boxes(ref), label_boxes(pred))
+        ref_boxes, pred_boxes = boxes
+        if classes is None:
+            classes = {v: (v,) for v in sorted(set(ref_boxes) | set(pred_boxes))}
+
+        def one(item) -> Scores:
+            label, values = item
+            return _score_class(
+                ref, pred, tuple(int(v) for v in values), ref_boxes, pred_boxes, spacing, tolerance_mm,
+                lcc is True or label in lcc, centroids is True or label in centroids,
+            )  # fmt: skip
+
+        # numpy, cc3d and the k-d tree release the GIL: classes run side by side in threads
+        items = list(classes.items())
+        results = pool.map(one, items) if pool is not None else map(one, items)
+        return {label: s for (label, _), s in zip(items, results)}
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _score_class(ref, pred, values, ref_boxes, pred_boxes, spacing, tolerance_mm, want_lcc, want_centroid) -> Scores:
+    """One class: its masks in the union of its boxes (plus the margin), then :func:`_score_box`."""
     pad = margin(spacing)
-    out: dict[int, Scores] = {}
-    for label, values in classes.items():
-        values = tuple(int(v) for v in values)
-        want_lcc = lcc is True or label in lcc
-        want_centroid = centroids is True or label in centroids
-        rb = _union(ref_boxes.get(v) for v in values)
-        pb = _union(pred_boxes.get(v) for v in values)
-        pred_lcc = None
-        if want_lcc and pb is not None:
-            sub = pred[tuple(slice(a, b + 1) for a, b in zip(*pb))]
-            m = np.empty(sub.shape, bool)
-            _fill_mask(m, sub, values)
-            m = largest_component(m)
-            kept = bounding_box(m)
-            pred_lcc = m[tuple(slice(a, b + 1) for a, b in zip(*kept))]
-            pb = (pb[0] + kept[0], pb[0] + kept[1])
-        box = _union([rb, pb])
-        if box is None:
-            out[label] = _empty_scores(0, 0, voxel_ml)
-            continue
-        lo, hi = box
-        sl = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
-        n = hi - lo + 1
-        shape = tuple(int(a + 2 * p) for a, p in zip(n, pad))
-        inner = tuple(slice(p, p + a) for p, a in zip(pad, n))
-        ref_b = np.zeros(shape, np.uint8)
-        pred_b = np.zeros(shape, np.uint8)
-        if rb is not None:
-            _fill_mask(ref_b.view(bool)[inner], ref[sl], values)
-        if pred_lcc is not None:
-            off = pb[0] - lo + pad
-            pred_b[tuple(slice(o, o + a) for o, a in zip(off, pred_lcc.shape))] = pred_lcc
-        elif pb is not None:
-            _fill_mask(pred_b.view(bool)[inner], pred[sl], values)
-        out[label] = _score_box(ref_b, pred_b, lo, pad, spacing, tolerance_mm, want_centroid, workers)
-    return out
+    rb = _union(ref_boxes.get(v) for v in values)
+    pb = _union(pred_boxes.get(v) for v in values)
+    pred_lcc = None
+    if want_lcc and pb is not None:
+        sub = pred[tuple(slice(a, b + 1) for a, b in zip(*pb))]
+        m = np.empty(sub.shape, bool)
+        _fill_mask(m, sub, values)
+        m = largest_component(m)
+        kept = bounding_box(m)
+        pred_lcc = m[tuple(slice(a, b + 1) for a, b in zip(*kept))]
+        pb = (pb[0] + kept[0], pb[0] + kept[1])
+    box = _union([rb, pb])
+    if box is None:
+        return _empty_scores(0, 0, voxel_volume_ml(spacing))
+    lo, hi = box
+    sl = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
+    n = hi - lo + 1
+    shape = tuple(int(a + 2 * p) for a, p in zip(n, pad))
+    inner = tuple(slice(p, p + a) for p, a in zip(pad, n))
+    ref_b = np.zeros(shape, np.uint8)
+    pred_b = np.zeros(shape, np.uint8)
+    if rb is not None:
+        _fill_mask(ref_b.view(bool)[inner], ref[sl], values)
+    if pred_lcc is not None:
+        off = pb[0] - lo + pad
+        pred_b[tuple(slice(o, o + a) for o, a in zip(off, pred_lcc.shape))] = pred_lcc
+    elif pb is not None:
+        _fill_mask(pred_b.view(bool)[inner], pred[sl], values)
+    return _score_box(ref_b, pred_b, lo, pad, spacing, tolerance_mm, want_centroid, 1)

@@ -38,6 +38,7 @@ CSV_COLUMNS = ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "
 COLUMNS = [
     "case", "label", "class", "label_name", "class_id", "class_name", "region", "kind", "dataset", "scan_id",
     "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "ref_voxels", "pred_voxels", "tolerance_mm", "flag",
+    "metrics_version",
 ]  # fmt: skip
 
 
@@ -123,6 +124,7 @@ def _row(case: str, spec: ClassSpec, s, options: Options) -> dict:
         "pred_voxels": s.pred_voxels,
         "tolerance_mm": options.tolerance_mm,
         "flag": s.flag,
+        "metrics_version": METRICS_VERSION,
     }
 
 

@@ -144,16 +144,28 @@ def surfel_area_table(spacing) -> np.ndarray:
     return _area_table(tuple(float(s) for s in spacing))
 
 
-def neighbour_codes(padded: np.ndarray) -> np.ndarray:
-    """Neighbour codes (uint8) on the corner grid of a mask padded with one empty voxel on every side.
+def _codes(x: np.ndarray) -> np.ndarray:
+    c = (x[:-1] << 4) | x[1:]
+    c = (c[:, :-1] << 2) | c[:, 1:]
+    return (c[:, :, :-1] << 1) | c[:, :, 1:]
+
+
+def neighbour_codes(padded: np.ndarray, slab: int = 16) -> np.ndarray:
+    """Neighbour codes (uint8) on the corner grid of a mask padded with at least one empty voxel.
 
     ``padded`` has shape ``n + 2`` for a box of ``n`` voxels; the result has shape ``n + 1``: corner ``c``
-    lies between box voxels ``c - 1`` and ``c``. Computed separably, one axis at a time.
+    lies between voxels ``c - 1`` and ``c`` of the box. Computed separably, one axis at a time, in slabs
+    of ``slab`` planes so the temporaries stay in cache.
     """
     x = padded.view(np.uint8) if padded.dtype == bool else padded.astype(np.uint8, copy=False)
-    c = (x[:, :, :-1] << 1) | x[:, :, 1:]
-    c = (c[:, :-1] << 2) | c[:, 1:]
-    return (c[:-1] << 4) | c[1:]
+    n = x.shape[0] - 1
+    if n <= slab or x.size < (1 << 21):
+        return _codes(x)
+    out = np.empty((n, x.shape[1] - 1, x.shape[2] - 1), np.uint8)
+    for s in range(0, n, slab):
+        e = min(n, s + slab)
+        out[s:e] = _codes(x[s : e + 1])
+    return out
 
 
 def pad_mask(mask: np.ndarray) -> np.ndarray:
