@@ -58,8 +58,10 @@ def test_folder_evaluation_and_missing_cases(folders):
     spacing = spacing_of(read_label_map(folders.ref / "c1.nii.gz")[1])  # as stored (float32 header)
     direct = score_label_maps(folders.ref_arr, folders.pred_arr, spacing)
     c1 = _scores(ev, "c1")
-    for label, s in direct.items():
-        assert c1.loc[label, "dsc"] == s.dsc and c1.loc[label, "nsd"] == s.nsd and c1.loc[label, "hd"] == s.hd
+    for label, s in direct.items():  # evaluate() works in the file's memory order: equal up to rounding
+        assert c1.loc[label, "dsc"] == s.dsc
+        for m in ("nsd", "hd95", "hd", "ref_ml", "pred_ml"):
+            assert c1.loc[label, m] == pytest.approx(getattr(s, m), rel=1e-12)
     c2 = _scores(ev, "c2")
     assert set(c2["flag"]) == {"pred_missing"}
     assert (c2["dsc"] == 0).all() and c2["hd"].isna().all()
@@ -139,7 +141,7 @@ def test_dataset_json_regions(tmp_path, folders):
     whole = _scores(ev, "c1").loc[1]
     spacing = spacing_of(read_label_map(folders.ref / "c1.nii.gz")[1])
     want = score_label_maps((folders.ref_arr > 0).astype(np.uint8), (folders.pred_arr > 0).astype(np.uint8), spacing)[1]
-    assert whole["dsc"] == want.dsc and whole["hd"] == want.hd
+    assert whole["dsc"] == want.dsc and whole["hd"] == pytest.approx(want.hd, rel=1e-12)
     p.write_text(json.dumps({"labels": {"background": 0, "whole": [1, 2]}}))
     with pytest.raises(SpecError, match="regions_class_order"):
         from_dataset_json(p)
@@ -211,3 +213,17 @@ def test_vertebrae_end_to_end(tmp_path):
     s = summarise(ev.vertebrae.to_dict("records"))
     assert s["id_rate"] == pytest.approx(0.5)
     assert s["d"] == pytest.approx(25.0 / 3)
+
+
+def test_c_order_view_keeps_world_positions():
+    from satds.evaluate.grids import c_order
+
+    arr = np.asfortranarray(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+    aff = affine_for((0.5, 1.0, 2.0), origin=(3.0, 4.0, 5.0))
+    out, out_aff = c_order(arr, aff)
+    assert out.flags.c_contiguous and np.shares_memory(out, arr)
+    for i, j, k in [(0, 0, 0), (1, 2, 3), (1, 0, 2)]:
+        assert out[k, j, i] == arr[i, j, k]
+        np.testing.assert_allclose(out_aff @ [k, j, i, 1], aff @ [i, j, k, 1])
+    same, same_aff = c_order(np.ascontiguousarray(arr), aff)
+    assert same.flags.c_contiguous and np.array_equal(same_aff, aff)

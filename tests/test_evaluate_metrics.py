@@ -235,3 +235,20 @@ def test_box_confined_work_is_exact_for_far_classes():
         pkg = package_scores(ref == label, pred == label, ANISO)
         for m in ("dsc", "nsd", "hd95", "hd"):
             assert getattr(scores[label], m) == pytest.approx(pkg[m], rel=1e-12), (label, m)
+
+
+def test_label_boxes_equal_find_objects():
+    from scipy import ndimage
+
+    from satds.evaluate.metrics import label_boxes
+
+    rng = np.random.default_rng(9)
+    for _ in range(200):
+        shape = tuple(int(x) for x in rng.integers(1, 9, 3))
+        lab = (rng.integers(0, 6, shape) * (rng.random(shape) < rng.random())).astype(rng.choice([np.uint8, np.uint16, np.int32]))
+        want = {
+            i + 1: ([s.start for s in sl], [s.stop - 1 for s in sl]) for i, sl in enumerate(ndimage.find_objects(lab)) if sl is not None
+        }
+        for arr in (lab, np.asfortranarray(lab)):  # runs (C order) and find_objects (otherwise)
+            got = label_boxes(arr)
+            assert {k: (v[0].tolist(), v[1].tolist()) for k, v in got.items()} == want

@@ -95,6 +95,21 @@ def _set_geometry(img, affine):
     return img
 
 
+def c_order(array: np.ndarray, affine) -> tuple[np.ndarray, np.ndarray]:
+    """The same image with its array C-contiguous, without copying when the array is Fortran-ordered.
+
+    NIfTI stores voxels in Fortran order, so a C-order copy of a large label map costs more than scoring
+    it; its transpose is C-contiguous for free, and the affine follows the reversed axes.
+    """
+    if array.flags.c_contiguous:
+        return array, np.asarray(affine, float)
+    if array.flags.f_contiguous:
+        aff = np.asarray(affine, float).copy()
+        aff[:, :3] = aff[:, 2::-1]
+        return array.T, aff
+    return np.ascontiguousarray(array), np.asarray(affine, float)
+
+
 def to_sitk(array: np.ndarray, affine):
     """A SimpleITK image of a RAS+ ``(array, affine)`` (SimpleITK works in LPS, indexed [k, j, i])."""
     import SimpleITK as sitk

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GeometryError, SatdsError
-from .grids import DEFAULT_TOL_VOXELS, alignment, grid_mismatch, resample_nearest, spacing_of
+from .grids import DEFAULT_TOL_VOXELS, alignment, c_order, grid_mismatch, resample_nearest, spacing_of
 from .labels import ClassSpec, from_values
 from .metrics import METRICS_VERSION, PRED_EMPTY, PRED_MISSING, label_boxes, score_label_maps
 from .vertebrae import MAX_DISTANCE_MM, identify, to_world
@@ -130,13 +130,13 @@ def _row(case: str, spec: ClassSpec, s, options: Options) -> dict:
 
 def evaluate_case(pair: Pair, options: Options) -> CaseResult:
     """Score one case (reads both files)."""
-    ref, ref_aff = read_label_map(pair.ref)
+    ref, ref_aff = c_order(*read_label_map(pair.ref))  # work in the reference's memory order
     grid = "same"
     if pair.pred is None:
         pred = np.zeros_like(ref)
         grid = "missing"
     else:
-        pred, pred_aff = read_label_map(pair.pred)
+        pred, pred_aff = c_order(*read_label_map(pair.pred))
         al = alignment(pred.shape, pred_aff, ref.shape, ref_aff, options.grid_tol)
         if al is None:
             if not options.resample:
@@ -148,11 +148,12 @@ def evaluate_case(pair: Pair, options: Options) -> CaseResult:
                 )
             pred = resample_nearest(pred, pred_aff, ref.shape, ref_aff)
             grid = "resampled"
-        elif al != ((0, 1, 2), (False, False, False)):
+        else:
             perm, flip = al
             pred = pred.transpose(perm)[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
-            pred = np.ascontiguousarray(pred)
-            grid = "aligned"
+            pred = np.ascontiguousarray(pred)  # no copy when stored like the reference
+            if (perm, flip) != ((0, 1, 2), (False, False, False)):
+                grid = "aligned"
     spacing = spacing_of(ref_aff)
     boxes = _boxes(ref, pred, options.threads)
     found = set(boxes[0]) | set(boxes[1])

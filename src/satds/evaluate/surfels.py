@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import numpy as np
 
@@ -87,12 +88,14 @@ def _polygons(inside: frozenset) -> list[list[tuple[float, float, float]]]:
     return polygons
 
 
-def _area_vector(a, b, c) -> np.ndarray:
-    a, b, c = (np.asarray(x, float) for x in (a, b, c))
-    return np.cross(b - a, c - a) / 2
+def _area_vector(a, b, c) -> tuple[float, float, float]:
+    """Half the cross product of the triangle's edges: its area times its unit normal."""
+    u = (b[0] - a[0], b[1] - a[1], b[2] - a[2])
+    v = (c[0] - a[0], c[1] - a[1], c[2] - a[2])
+    return ((u[1] * v[2] - u[2] * v[1]) / 2, (u[2] * v[0] - u[0] * v[2]) / 2, (u[0] * v[1] - u[1] * v[0]) / 2)
 
 
-def _largest_triangulation(poly: list) -> list[np.ndarray]:
+def _largest_triangulation(poly: list) -> list[tuple[float, float, float]]:
     """Area vectors of the triangulation of ``poly`` with the largest total (isotropic) area.
 
     Classic interval dynamic programme over the polygon's vertices: ``best[i][j]`` triangulates the
@@ -109,7 +112,7 @@ def _largest_triangulation(poly: list) -> list[np.ndarray]:
             choice = None
             for k in range(i + 1, j):
                 v = _area_vector(poly[i], poly[k], poly[j])
-                area = best[i, k][0] + best[k, j][0] + float(np.linalg.norm(v))
+                area = best[i, k][0] + best[k, j][0] + math.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
                 if choice is None or area > choice[0] + 1e-12:
                     choice = (area, best[i, k][1] + best[k, j][1] + [v])
             best[i, j] = choice

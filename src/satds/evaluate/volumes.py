@@ -112,7 +112,7 @@ def _as_labels(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.dtype.itemsize > 2 or arr.dtype.kind == "i":
         top = int(arr.max()) if arr.size else 0
         arr = arr.astype(np.min_scalar_type(top), copy=False)  # smallest unsigned type that holds them
-    return np.ascontiguousarray(arr)
+    return arr  # memory order as stored (NIfTI: Fortran); see grids.c_order
 
 
 def read_label_map(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
