@@ -119,7 +119,7 @@ def main(argv=None):
         return out, min(times)
 
     ours, res["satds_s"] = best(lambda: score_label_maps(ref, pred, spacing))
-    _, res["satds_2threads_s"] = best(lambda: score_label_maps(ref, pred, spacing, workers=2))
+    _, res["satds_2threads_s"] = best(lambda: score_label_maps(ref, pred, spacing, threads=2))
     ours_d = {k: {m: getattr(ours[k], m) for m in METRICS} for k in labels}
     print(f"satds, all classes:          {res['satds_s']:8.2f} s   ({res['satds_2threads_s']:.2f} s with 2 threads)")
 

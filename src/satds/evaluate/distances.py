@@ -158,7 +158,7 @@ def _is_surfel(codes: np.ndarray) -> np.ndarray:
     return (codes - np.uint8(1)) < np.uint8(254)
 
 
-def _directed(src_codes, src_surfel, other_surfel, spacing, table, workers, cache) -> Directed:
+def _directed(src_codes, src_surfel, other_surfel, spacing, table, threads, cache) -> Directed:
     """Distances from the source surfels to the other surface (flat corner-grid arrays)."""
     src_idx = np.flatnonzero(src_surfel)
     on_other = other_surfel[src_idx]
@@ -185,7 +185,7 @@ def _directed(src_codes, src_surfel, other_surfel, spacing, table, workers, cach
     if len(rest):
         tree, other_flat = cache.get("tree") or _build_tree(other_surfel, shape, spacing, cache)
         pts = np.stack(np.unravel_index(rest, shape), axis=1)
-        _, nn = tree.query(pts * spacing, k=1, workers=workers)
+        _, nn = tree.query(pts * spacing, k=1, workers=threads)
         d = _distance(pts - np.stack(np.unravel_index(other_flat[nn], shape), axis=1), spacing)
         order = np.argsort(d, kind="stable")
         found_idx.append(rest[order])
@@ -203,7 +203,7 @@ def _build_tree(surfel, shape, spacing, cache):
     return cache["tree"]
 
 
-def surface_distances_boxed(ref_b: np.ndarray, pred_b: np.ndarray, spacing, workers: int = 1) -> SurfaceDistances:
+def surface_distances_boxed(ref_b: np.ndarray, pred_b: np.ndarray, spacing, threads: int = 1) -> SurfaceDistances:
     """Surface distances of two uint8 masks on the same box, each with ``margin(spacing)`` empty voxels
     on every side (so every offset within the search radius of a surfel stays inside the corner grid)."""
     spacing = np.asarray(spacing, float)
@@ -215,8 +215,8 @@ def surface_distances_boxed(ref_b: np.ndarray, pred_b: np.ndarray, spacing, work
     r_cache = {"shape": shape, "other_any": bool(ps.any())}
     p_cache = {"shape": shape, "other_any": bool(rs.any())}
     return SurfaceDistances(
-        _directed(rc, rs, ps, spacing, table, workers, r_cache),
-        _directed(pc, ps, rs, spacing, table, workers, p_cache),
+        _directed(rc, rs, ps, spacing, table, threads, r_cache),
+        _directed(pc, ps, rs, spacing, table, threads, p_cache),
     )
 
 
@@ -241,7 +241,7 @@ def embed(mask: np.ndarray, pad) -> np.ndarray:
     return out
 
 
-def surface_distances(ref: np.ndarray, pred: np.ndarray, spacing, workers: int = 1) -> SurfaceDistances:
+def surface_distances(ref: np.ndarray, pred: np.ndarray, spacing, threads: int = 1) -> SurfaceDistances:
     """Surface distances between two boolean masks of the same shape, ``spacing`` in mm per array axis."""
     ref = np.asarray(ref, bool)
     pred = np.asarray(pred, bool)
@@ -254,4 +254,4 @@ def surface_distances(ref: np.ndarray, pred: np.ndarray, spacing, workers: int =
         return SurfaceDistances(empty, empty)
     sl = tuple(slice(a, b + 1) for a, b in zip(*box))
     m = margin(spacing)
-    return surface_distances_boxed(embed(ref[sl], m), embed(pred[sl], m), spacing, workers)
+    return surface_distances_boxed(embed(ref[sl], m), embed(pred[sl], m), spacing, threads)

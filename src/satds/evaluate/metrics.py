@@ -117,7 +117,7 @@ def voxel_volume_ml(spacing) -> float:
     return float(np.prod(np.asarray(spacing, float))) / 1000.0
 
 
-def score_masks(ref: np.ndarray, pred: np.ndarray, spacing, tolerance_mm: float = 1.0, *, centroids: bool = False, workers: int = 1) -> Scores:
+def score_masks(ref: np.ndarray, pred: np.ndarray, spacing, tolerance_mm: float = 1.0, *, centroids: bool = False, threads: int = 1) -> Scores:
     """Scores of one structure given as two boolean masks on the same grid (``spacing`` mm per axis)."""
     ref = np.asarray(ref, bool)
     pred = np.asarray(pred, bool)
@@ -127,16 +127,16 @@ def score_masks(ref: np.ndarray, pred: np.ndarray, spacing, tolerance_mm: float 
     lo, hi = box if box is not None else (np.zeros(3, int), np.full(3, -1))
     sl = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
     pad = margin(spacing)
-    return _score_box(embed(ref[sl], pad), embed(pred[sl], pad), lo, pad, spacing, tolerance_mm, centroids, workers)
+    return _score_box(embed(ref[sl], pad), embed(pred[sl], pad), lo, pad, spacing, tolerance_mm, centroids, threads)
 
 
-def _score_box(ref_b, pred_b, lo, pad, spacing, tolerance_mm, centroids, workers) -> Scores:
+def _score_box(ref_b, pred_b, lo, pad, spacing, tolerance_mm, centroids, threads) -> Scores:
     voxel_ml = voxel_volume_ml(spacing)
     ref_n, pred_n = int(np.count_nonzero(ref_b)), int(np.count_nonzero(pred_b))
     s = _empty_scores(ref_n, pred_n, voxel_ml)
     if s is None:
         inter = int(np.count_nonzero(ref_b & pred_b))
-        sd = surface_distances_boxed(ref_b, pred_b, spacing, workers)
+        sd = surface_distances_boxed(ref_b, pred_b, spacing, threads)
         s = _from_distances(sd, inter, ref_n, pred_n, tolerance_mm, voxel_ml)
     if centroids:
         s.ref_centroid = _centroid(ref_b, ref_n, lo, pad)
@@ -235,7 +235,7 @@ def score_label_maps(
     lcc: Sequence[int] | bool = (),
     centroids: Sequence[int] | bool = (),
     boxes: tuple[dict, dict] | None = None,
-    workers: int = 1,
+    threads: int = 1,
 ) -> dict[int, Scores]:
     """Scores of every class of two label maps on the same grid.
 
@@ -251,10 +251,10 @@ def score_label_maps(
     if ref.shape != pred.shape or ref.ndim != 3:
         raise ValueError(f"label maps must be 3D and of equal shape, got {ref.shape} and {pred.shape}")
     pool = None
-    if workers > 1:
+    if threads > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(workers)
+        pool = ThreadPoolExecutor(threads)
     try:
         if boxes is None:
             if pool is not None:

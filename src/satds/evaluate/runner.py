@@ -173,7 +173,7 @@ def evaluate_case(pair: Pair, options: Options) -> CaseResult:
         lcc=options.lcc,
         centroids=tuple(vert),
         boxes=boxes,
-        workers=options.threads,
+        threads=options.threads,
     )
     rows = []
     for spec in specs:
@@ -241,7 +241,9 @@ def evaluate(
         from concurrent.futures import ProcessPoolExecutor
 
         opts = Options(**{**options.__dict__, "threads": 1})
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        # fork where there is one (workers start at once, nothing to re-import); spawn elsewhere
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
             for res in ex.map(_run, [(p, opts) for p in pairs]):
                 results.append(res)
                 if progress:
