@@ -252,3 +252,13 @@ def test_label_boxes_equal_find_objects():
         for arr in (lab, np.asfortranarray(lab)):  # runs (C order) and find_objects (otherwise)
             got = label_boxes(arr)
             assert {k: (v[0].tolist(), v[1].tolist()) for k, v in got.items()} == want
+
+
+def test_boxed_distances_need_their_margin():
+    from satds.evaluate.distances import embed, margin, surface_distances_boxed
+
+    m = np.ones((3, 3, 3), bool)
+    with pytest.raises(ValueError, match="empty voxels"):
+        surface_distances_boxed(embed(m, 1), embed(m, 1), ANISO)
+    sd = surface_distances_boxed(embed(m, margin(ANISO)), embed(m, margin(ANISO)), ANISO)
+    assert sd.hausdorff() == 0.0 and sd.surface_dice(1.0) == 1.0

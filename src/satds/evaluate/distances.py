@@ -207,6 +207,13 @@ def surface_distances_boxed(ref_b: np.ndarray, pred_b: np.ndarray, spacing, thre
     """Surface distances of two uint8 masks on the same box, each with ``margin(spacing)`` empty voxels
     on every side (so every offset within the search radius of a surfel stays inside the corner grid)."""
     spacing = np.asarray(spacing, float)
+    pad = margin(spacing)
+    for m in (ref_b, pred_b):
+        for axis, p in enumerate(pad):
+            lead = m[(slice(None),) * axis + (slice(0, p),)]
+            tail = m[(slice(None),) * axis + (slice(m.shape[axis] - p, None),)]
+            if m.shape[axis] < 2 * p or lead.any() or tail.any():
+                raise ValueError(f"masks need {pad.tolist()} empty voxels on each side (see margin())")
     table = surfel_area_table(spacing)
     rc, pc = neighbour_codes(ref_b), neighbour_codes(pred_b)
     shape = rc.shape

@@ -245,8 +245,8 @@ def score_label_maps(
     component before scoring; ``centroids`` the labels (or True) whose centres of mass are wanted.
 
     One pass finds every value's bounding box in each map; each class's work is then confined to the
-    union of its boxes (plus one empty voxel), so a class costs in proportion to its size, not to the
-    volume.
+    union of its boxes plus a small empty margin (:func:`.distances.margin`), so a class costs in
+    proportion to its size, not to the volume. ``threads`` > 1 scores classes side by side.
     """
     if ref.shape != pred.shape or ref.ndim != 3:
         raise ValueError(f"label maps must be 3D and of equal shape, got {ref.shape} and {pred.shape}")
