@@ -7,7 +7,8 @@ three stray false-positive islands). Times, in one process on the same machine:
 * satds ``score_label_maps`` for all classes (one bounding-box pass per map, then per-class boxes);
   single-threaded, and with 2 threads; best of ``--repeat`` runs;
 * the ``surface_distance`` package, per class: the two masks, ``compute_surface_distances``,
-  ``compute_dice_coefficient``, surface Dice at 1 mm, robust Hausdorff at 95 and 100;
+  ``compute_dice_coefficient``, surface Dice at 1 mm, robust Hausdorff at 95 and 100 (each class's best
+  of ``--package-repeat`` runs, summed);
 * a naive satds-style implementation that works on the full volume for every class (full-volume masks,
   neighbour codes, exact distance transforms). It is slow, so by default it runs on ``--naive-classes``
   classes and the total is extrapolated from its mean per-class time (``--naive-classes 0``: all).
@@ -96,7 +97,8 @@ def main(argv=None):
     ap.add_argument("--shape", type=int, nargs=3, default=(512, 512, 400))
     ap.add_argument("--naive-classes", type=int, default=3, help="classes timed for the naive version (0 = all)")
     ap.add_argument("--skip-package", action="store_true")
-    ap.add_argument("--repeat", type=int, default=3, help="satds timings: best of this many runs")
+    ap.add_argument("--repeat", type=int, default=5, help="satds timings: best of this many runs")
+    ap.add_argument("--package-repeat", type=int, default=2, help="package timings: best of this many runs per class")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -127,10 +129,12 @@ def main(argv=None):
         pkg, per = {}, {}
         t0 = time.perf_counter()
         for k in labels:
-            t = time.perf_counter()
-            pkg[k] = package_class(ref, pred, k, spacing)
-            per[k] = time.perf_counter() - t
-        res["package_s"] = time.perf_counter() - t0
+            for _ in range(max(1, args.package_repeat)):
+                t = time.perf_counter()
+                pkg[k] = package_class(ref, pred, k, spacing)
+                per[k] = min(per.get(k, np.inf), time.perf_counter() - t)
+        res["package_wall_s"] = time.perf_counter() - t0
+        res["package_s"] = float(sum(per.values()))
         res["package_per_class_median_s"] = float(np.median(list(per.values())))
         res["package_per_class_max_s"] = float(max(per.values()))
         print(
