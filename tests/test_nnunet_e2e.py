@@ -20,14 +20,6 @@ from satds.cli import app
 runner = CliRunner()
 
 
-def dice(pred: np.ndarray, ref: np.ndarray, label: int, ignore: int) -> float:
-    # TODO(lead): switch to satds.evaluate's DSC once it is merged into this branch.
-    known = ref != ignore
-    p, r = (pred == label) & known, (ref == label) & known
-    s = int(p.sum() + r.sum())
-    return 1.0 if s == 0 else 2.0 * int((p & r).sum()) / s
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_export_train_predict_on_cpu(tmp_path):
@@ -64,5 +56,16 @@ def test_export_train_predict_on_cpu(tmp_path):
     pred, ref = np.asarray(pred_img.dataobj), np.asarray(ref_img.dataobj)
     assert pred.shape == ref.shape and np.allclose(pred_img.affine, ref_img.affine, atol=1e-4)
     assert set(np.unique(pred).tolist()) <= {0, 1, 2, 3}  # background + the task's 3 classes, never ignore
-    scores = [dice(pred, ref, k, 4) for k in (1, 2, 3)]
-    assert all(0.0 <= s <= 1.0 for s in scores)  # 3 iterations: the loop is real, the model is not
+    # Evaluate with satds evaluate, labels named by the export's dataset.json.
+    refdir = tmp_path / "ref"
+    refdir.mkdir()
+    shutil.copy(folder / "labelsTs" / f"{case}.nii.gz", refdir)
+    csv = tmp_path / "scores.csv"
+    r = runner.invoke(app, ["evaluate", "--pred", str(out), "--ref", str(refdir), "--labels", str(folder / "dataset.json"), "--out", str(csv)])
+    assert r.exit_code == 0, r.output[-3000:]
+    import pandas as pd
+
+    scores = pd.read_csv(csv)
+    assert list(scores.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml"]
+    assert set(scores["label"]) <= {1, 2, 3} and (scores["case"] == case).all()
+    assert scores["dsc"].dropna().between(0.0, 1.0).all()  # 3 iterations: the loop is real, the model is not
