@@ -161,3 +161,21 @@ def respacing(shape, affine, spacing) -> Respacing:
 def patient_side(world_x: float, midline_x: float) -> str:
     """'left' or 'right' for a RAS+ world x coordinate (x grows towards the patient's right)."""
     return "right" if world_x > midline_x else "left"
+
+
+def resample_to_grid(array: np.ndarray, affine: np.ndarray, ref_shape, ref_affine, *, nearest: bool = False, fill: float = 0.0) -> np.ndarray:
+    """``array`` resampled onto another grid by physical space (linear, or nearest for labels)."""
+    import SimpleITK as sitk
+
+    from .io.itk import to_sitk
+    from .io.volume import itk_geometry
+
+    src = to_sitk(array, affine, None if nearest else np.float32)
+    ref = sitk.Image([int(s) for s in ref_shape[:3]], src.GetPixelID())
+    d, sp, o = itk_geometry(ref_affine)
+    ref.SetDirection(d)
+    ref.SetSpacing(sp)
+    ref.SetOrigin(o)
+    interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
+    out = sitk.Resample(src, ref, sitk.Transform(), interp, fill, src.GetPixelID())
+    return np.ascontiguousarray(sitk.GetArrayFromImage(out).transpose(2, 1, 0))

@@ -62,25 +62,9 @@ def onto_grid(vol: Volume, ref: Volume) -> np.ndarray:
         from ..geometry import align_to
 
         return align_to(vol.array, vol.affine, ref.spatial_shape, ref.affine)
-    import SimpleITK as sitk
+    from ..geometry import resample_to_grid
 
-    from ..io.volume import itk_geometry
-
-    def to_itk(arr: np.ndarray, aff: np.ndarray):
-        img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr, dtype=np.float32).T))
-        d, s, o = itk_geometry(aff)
-        img.SetDirection(d)
-        img.SetSpacing(s)
-        img.SetOrigin(o)
-        return img
-
-    ref_img = sitk.Image([int(x) for x in ref.spatial_shape], sitk.sitkFloat32)
-    d, s, o = itk_geometry(ref.affine)
-    ref_img.SetDirection(d)
-    ref_img.SetSpacing(s)
-    ref_img.SetOrigin(o)
-    out = sitk.Resample(to_itk(vol.array, vol.affine), ref_img, sitk.Transform(), sitk.sitkLinear, float(np.min(vol.array)), sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(out).T
+    return resample_to_grid(vol.array, vol.affine, ref.spatial_shape, ref.affine, fill=float(np.min(vol.array)))
 
 
 @dataclass

@@ -180,6 +180,10 @@ class Catalog:
         from .. import __version__
         from ..ontology import load_ontology
 
+        try:
+            onto_version = load_ontology().version
+        except Exception:  # provenance must never stop a run
+            onto_version = None
         self.write(
             "runs",
             [
@@ -187,7 +191,7 @@ class Catalog:
                     "run_id": run_id,
                     "command": command,
                     "satds_version": __version__,
-                    "ontology_version": load_ontology().version,
+                    "ontology_version": onto_version,
                     "config": json.dumps(config, sort_keys=True, default=str),
                     "summary": json.dumps(summary, sort_keys=True, default=str),
                     "started_at": started_at,

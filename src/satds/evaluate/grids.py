@@ -7,8 +7,8 @@ every voxel centre of one grid must lie within ``tol`` voxels (default 0.01) of 
 other. Anything else is a different grid: an error unless resampling is asked for
 (:func:`resample_nearest`, nearest neighbour in physical space, through SimpleITK).
 
-(``satds.geometry`` offers the same for the whole project; these stand in for it until evaluation can
-use it.)
+Evaluation uses a tighter tolerance than ingest (0.01 voxel instead of :data:`satds.geometry.GRID_TOLERANCE`):
+a prediction must sit on its reference's grid, not on a header-rounded copy of it.
 """
 
 from __future__ import annotations
@@ -85,16 +85,6 @@ def align_to(array: np.ndarray, affine, ref_shape, ref_affine, tol: float = DEFA
     return np.ascontiguousarray(out)
 
 
-def _set_geometry(img, affine):
-    aff = np.asarray(affine, float).copy()
-    aff[:2] *= -1  # RAS+ -> LPS
-    spacing = np.linalg.norm(aff[:3, :3], axis=0)
-    img.SetSpacing(tuple(float(s) for s in spacing))
-    img.SetOrigin(tuple(float(x) for x in aff[:3, 3]))
-    img.SetDirection(tuple(float(x) for x in (aff[:3, :3] / spacing).reshape(-1)))
-    return img
-
-
 def c_order(array: np.ndarray, affine) -> tuple[np.ndarray, np.ndarray]:
     """The same image with its array C-contiguous, without copying when the array is Fortran-ordered.
 
@@ -110,19 +100,8 @@ def c_order(array: np.ndarray, affine) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(array), np.asarray(affine, float)
 
 
-def to_sitk(array: np.ndarray, affine):
-    """A SimpleITK image of a RAS+ ``(array, affine)`` (SimpleITK works in LPS, indexed [k, j, i])."""
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array).transpose(2, 1, 0)))
-    return _set_geometry(img, affine)
-
-
 def resample_nearest(array: np.ndarray, affine, ref_shape, ref_affine) -> np.ndarray:
     """``array`` resampled onto the reference grid by physical space, nearest neighbour, 0 outside."""
-    import SimpleITK as sitk
+    from ..geometry import resample_to_grid
 
-    src = to_sitk(array, affine)
-    ref = _set_geometry(sitk.Image([int(s) for s in ref_shape], src.GetPixelID()), ref_affine)
-    out = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, src.GetPixelID())
-    return np.ascontiguousarray(sitk.GetArrayFromImage(out).transpose(2, 1, 0))
+    return resample_to_grid(array, affine, ref_shape, ref_affine, nearest=True)

@@ -1,9 +1,8 @@
 """Reading label maps and pairing prediction and reference files by case name.
 
 Label maps are returned as ``(array, affine)``: ``array[i, j, k]``, ``affine`` the RAS+ voxel-centre
-affine (satds's convention). NIfTI is read with nibabel (gzip through ISA-L when available); MHA/MHD/NRRD
-with SimpleITK, whose LPS geometry is turned into RAS+. These few functions stand in for ``satds.io``
-until evaluation can use it.
+affine (satds's convention), read through :mod:`satds.io` (NIfTI through ISA-L; MHA/MHD/NRRD through
+SimpleITK and pynrrd, their LPS geometry turned into RAS+).
 """
 
 from __future__ import annotations
@@ -53,38 +52,11 @@ class Grid:
         return np.linalg.norm(self.affine[:3, :3], axis=0)
 
 
-def _lps_to_ras(direction, spacing, origin) -> np.ndarray:
-    aff = np.eye(4)
-    aff[:3, :3] = np.asarray(direction, float).reshape(3, 3) * np.asarray(spacing, float)
-    aff[:3, 3] = origin
-    aff[:2] *= -1
-    return aff
-
-
-def _is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith((".nii", ".nii.gz"))
-
-
 def read_grid(path: str | Path) -> Grid:
-    """Shape and affine from the header only."""
-    path = Path(path)
-    try:
-        if _is_nifti(path):
-            import nibabel as nib
+    """Shape and affine from the header only (:func:`satds.io.read_header`)."""
+    from ..io import read_header
 
-            img = nib.load(str(path))
-            shape = img.shape
-            affine = img.affine
-        else:
-            import SimpleITK as sitk
-
-            r = sitk.ImageFileReader()
-            r.SetFileName(str(path))
-            r.ReadImageInformation()
-            shape = r.GetSize()
-            affine = _lps_to_ras(r.GetDirection(), r.GetSpacing(), r.GetOrigin())
-    except Exception as e:
-        raise ReadError(f"cannot read header: {e}", file=str(path)) from e
+    shape, affine, _ = read_header(path)
     shape = tuple(int(s) for s in shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
@@ -116,56 +88,16 @@ def _as_labels(arr: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_label_map(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(array, affine)`` of a label map file."""
+    """``(array, affine)`` of a label map file, read through :func:`satds.io.read_volume`."""
+    from ..io import read_volume
+
     path = Path(path)
-    try:
-        if _is_nifti(path):
-            import nibabel as nib
-
-            if path.name.lower().endswith(".gz"):
-                try:
-                    from isal import igzip as gz
-                except ImportError:  # pragma: no cover
-                    import gzip as gz
-                with gz.open(path, "rb") as f:
-                    img = nib.Nifti1Image.from_bytes(f.read())
-            else:
-                img = nib.load(str(path))
-            hdr = img.header
-            slope, inter = hdr.get_slope_inter()
-            if slope in (None, 1.0) and inter in (None, 0.0):
-                arr = np.asanyarray(img.dataobj.get_unscaled())
-            else:
-                arr = np.asanyarray(img.dataobj)
-            affine = img.affine
-        else:
-            import SimpleITK as sitk
-
-            img = sitk.ReadImage(str(path))
-            if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
-                raise ReadError(f"a label map must be a 3D scalar image, found {img.GetDimension()}D with {img.GetNumberOfComponentsPerPixel()} components", file=str(path))
-            arr = sitk.GetArrayFromImage(img).transpose(2, 1, 0)
-            affine = _lps_to_ras(img.GetDirection(), img.GetSpacing(), img.GetOrigin())
-    except ReadError:
-        raise
-    except Exception as e:
-        raise ReadError(f"cannot read: {e}", file=str(path)) from e
-    return _as_labels(np.asarray(arr), path), np.asarray(affine, float)
+    vol = read_volume(path, ndim=None)
+    return _as_labels(np.asarray(vol.array), path), vol.affine
 
 
 def write_label_map(path: str | Path, array: np.ndarray, affine: np.ndarray) -> None:
-    """Write a label map (NIfTI via nibabel, other formats via SimpleITK); used by tests and tools."""
-    path = Path(path)
-    if _is_nifti(path):
-        import nibabel as nib
+    """Write a label map (NIfTI or any SimpleITK format by extension); used by tests and tools."""
+    from ..phantoms.writers import write_volume
 
-        img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, float))
-        img.set_qform(np.asarray(affine, float), code=1)
-        img.set_sform(np.asarray(affine, float), code=1)
-        nib.save(img, str(path))
-        return
-    import SimpleITK as sitk
-
-    from .grids import to_sitk
-
-    sitk.WriteImage(to_sitk(array, affine), str(path), useCompression=True)
+    write_volume(Path(path), np.asarray(array), np.asarray(affine, float))

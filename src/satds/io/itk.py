@@ -103,3 +103,18 @@ def _check_uniform_slices(files: list[str], folder: Path) -> None:
             f"uneven slice spacing in DICOM series ({steps.min():.3f}-{steps.max():.3f} mm): missing or duplicate slices",
             file=str(folder),
         )
+
+
+def to_sitk(array: np.ndarray, affine: np.ndarray, dtype=None):
+    """A SimpleITK image of a RAS+ ``(array, affine)`` (SimpleITK works in LPS and indexes [k, j, i])."""
+    import SimpleITK as sitk
+
+    from .volume import itk_geometry
+
+    arr = np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
+    d, s, o = itk_geometry(affine)
+    img.SetDirection(d)
+    img.SetSpacing(s)
+    img.SetOrigin(o)
+    return img

@@ -99,6 +99,6 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, s
         except RuntimeError as e:
             raise ReadError(f"cannot read header ({e})", file=str(p)) from e
         size = r.GetSize()
-        return tuple(int(s) for s in size), affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin()), str(r.GetPixelIDTypeAsString())
+        return tuple(int(s) for s in size), affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin()), str(sitk.GetPixelIDValueAsString(r.GetPixelID()))
     vol = read_volume(p, ndim=None)
     return vol.shape, vol.affine, str(vol.array.dtype)
