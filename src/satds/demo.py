@@ -1,9 +1,10 @@
 """``satds demo``: the whole pipeline on an embedded default that needs nothing downloaded.
 
-Phantom releases of several datasets (tiny, faithful copies of their native layouts) plus, when the
-project's ``../shared/realdata`` is present, the real CT/MR scans laid out as releases; then ingest,
-build, split, query, QC and the HTML report, printing what a user would look at; the last line printed
-is the report's path.
+Phantom releases of the universal-33 sources and a few more (tiny, faithful copies of their native
+layouts: DICOM series, slice-first arrays, 4D channels, per-class mask files), plus, when the project's
+``../shared/realdata`` is present, the real CT/MR scans laid out as releases (one real CT appears in two
+releases, so the split must group it). Then ingest, build, split, export the universal33 nnU-Net task,
+query, QC and the HTML report; the last line printed is the report's path.
 """
 
 from __future__ import annotations
@@ -15,19 +16,57 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-DEMO_DATASETS = ["msd_liver", "msd_spleen", "msd_pancreas", "kits23"]
+#: Phantom releases: the seven universal-33 sources, plus multi-channel MRI and a DICOM+PNG release.
+DEMO_DATASETS = ["btcv", "msd_liver", "msd_spleen", "msd_pancreas", "kits19", "ctpelvic1k", "ctspine1k_sources", "msd_prostate", "chaos_ct"]
 
 QUERIES = {
-    "Volume of each class by dataset (ml, source grid)": """
-        SELECT dataset, class_name, count(*) AS scans, round(avg(volume_ml), 2) AS mean_ml,
-               round(avg(volume_ml_target), 2) AS mean_ml_target
-        FROM annotations WHERE voxels > 0 GROUP BY ALL ORDER BY dataset, class_name""",
-    "Label coverage (present / absent / unknown) for a few classes": """
+    "Volume of liver by dataset (ml, source grid)": """
+        SELECT dataset, count(*) AS scans, round(avg(volume_ml), 1) AS mean_ml, round(avg(volume_ml_target), 1) AS mean_ml_1x1x3
+        FROM annotations WHERE class_name = 'liver' AND voxels > 0 GROUP BY ALL ORDER BY dataset""",
+    "How many scans annotate each vertebra (present or absent)": """
+        SELECT class_name, count(*) AS scans, count(*) FILTER (WHERE voxels > 0) AS present
+        FROM annotations WHERE class_name LIKE '%vertebrae % (%' GROUP BY ALL ORDER BY min(class_id)""",
+    "Label coverage of the universal-33 organs": """
         SELECT class_name, status, count(*) AS scans FROM coverage
-        WHERE class_name IN ('liver', 'spleen', 'pancreas', 'kidney', 'left kidney')
+        WHERE class_name IN ('liver', 'spleen', 'pancreas', 'left kidney', 'right kidney')
         GROUP BY ALL ORDER BY class_name, status""",
-    "Split sizes": "SELECT dataset, split, count(*) AS scans FROM splits GROUP BY ALL ORDER BY dataset, split",
 }
+
+
+def _table(con, title: str, sql: str) -> Table:
+    df = con.sql(sql).df()
+    t = Table(title=title, title_justify="left")
+    for c in df.columns:
+        t.add_column(str(c))
+    for row in df.itertuples(index=False):
+        t.add_row(*[str(v) for v in row])
+    return t
+
+
+def _real_releases(data: Path, console: Console) -> list[tuple[str, Path]]:
+    """The real example scans as releases: CT as TotalSegmentator and BTCV, MR as TotalSegmentator MRI, DICOM as CTSpine1K HNSCC."""
+    from .phantoms.realdata import ts_classes, write_real_as, write_real_dicom_as_hnscc
+    from .resources import realdata_dir
+
+    rd = realdata_dir()
+    if rd is None:
+        console.print("  [dim](../shared/realdata not found: phantoms only)[/dim]")
+        return []
+    rd = rd / "totalsegmentator-examples"
+    out = []
+    ct, seg = rd / "ct_small.nii.gz", rd / "seg_small_total.nii.gz"
+    write_real_as("totalsegmentator", data / "real_totalsegmentator", ct, seg, ts_classes(rd, seg.name), {"case": "s9001"})
+    out.append(("totalsegmentator", data / "real_totalsegmentator"))
+    write_real_as("btcv", data / "real_btcv", ct, seg, ts_classes(rd, seg.name), {"num": "0041"})
+    out.append(("btcv", data / "real_btcv"))
+    mr, mseg = rd / "mr_small.nii.gz", rd / "seg_small_total_mr.nii.gz"
+    write_real_as("totalsegmentator_mri", data / "real_totalsegmentator_mri", mr, mseg, ts_classes(rd, mseg.name), {"case": "s9002"})
+    out.append(("totalsegmentator_mri", data / "real_totalsegmentator_mri"))
+    write_real_dicom_as_hnscc(rd, data / "real_ctspine1k_sources")
+    out.append(("ctspine1k_sources", data / "real_ctspine1k_sources"))
+    for key, root in out:
+        console.print(f"  real scan as {key:<20} → {root}")
+    return out
 
 
 def run_demo(out: Path, *, workers: int | None = None, console: Console | None = None, fresh: bool = True) -> Path:
@@ -44,32 +83,57 @@ def run_demo(out: Path, *, workers: int | None = None, console: Console | None =
     data = out / "downloads"
     cat = Catalog(out / "catalog")
     t0 = time.monotonic()
-    console.rule("[bold]1. phantom releases")
+    console.rule("[bold]1. releases: phantoms of native layouts, and the real example scans")
+    releases = []
     for key in DEMO_DATASETS:
         root = generate(key, data / key)
-        console.print(f"  {key:<14} → {root}")
+        releases.append((key, root))
+        console.print(f"  phantom {key:<22} → {root}")
+    releases += _real_releases(data, console)
+
     console.rule("[bold]2. ingest (native layouts → catalog)")
-    for key in DEMO_DATASETS:
-        s = ingest(key, data / key, cat, workers=workers)
-        console.print(f"  {key:<14} {s.scans} scans" + (f", {s.failed} failed" if s.failed else ""))
-    console.rule("[bold]3. build (RAS, 1x1x3 mm, crop, intensity)")
+    for key, root in releases:
+        s = ingest(key, root, cat, workers=workers)
+        console.print(f"  {key:<22} {s.scans:>2} scans from {root.name}" + (f", [red]{s.failed} failed[/red]" if s.failed else ""))
+
+    console.rule("[bold]3. build (RAS, 1x1x3 mm, crop, CT/MRI intensity, statistics)")
     b = build(cat, workers=workers)
     console.print(f"  {b.built} built, {b.skipped} up to date, {b.failed} failed in {b.seconds:.1f} s")
-    console.rule("[bold]4. split (patient groups, no leakage)")
+
+    console.rule("[bold]4. split (patients, identical images, declared overlaps: no leakage)")
     sp = run_split(cat)
-    console.print(f"  {len(sp.cross_groups)} groups span datasets; each lies on one side")
-    console.rule("[bold]5. query (DuckDB over the catalog)")
+    t = Table(title="scans per split", title_justify="left")
+    for c in ("dataset", "train", "val", "test"):
+        t.add_column(c)
+    for ds, c in sorted(sp.counts.items()):
+        t.add_row(ds, str(c.get("train", 0)), str(c.get("val", 0)), str(c.get("test", 0)))
+    console.print(t)
+    for g, members in sorted(sp.cross_groups.items()):
+        console.print(f"  group {g} spans datasets (one side): {', '.join(members)}", highlight=False)
+
+    console.rule("[bold]5. export universal33 (nnU-Net v2)")
+    raw = out / "nnUNet_raw"
+    try:
+        from .export.nnunet import export_nnunet
+        from .export.recipe import find_recipe
+
+        res = export_nnunet(cat, find_recipe("universal33"), raw, workers=workers)
+        n_tr = len(list((res.folder / "labelsTr").glob("*.nii.gz")))
+        n_ts = len(list((res.folder / "imagesTs").glob("*_0000.nii.gz")))
+        console.print(f"  {res.folder}: {n_tr} training cases, {n_ts} test cases, 33 classes + ignore", highlight=False)
+        for w in res.warnings[:5]:
+            console.print(f"  [dim]note: {w}[/dim]", highlight=False)
+    except Exception as e:  # the demo goes on; the message says why
+        console.print(f"  [yellow]export skipped:[/yellow] {e}", highlight=False)
+    console.print(f"  train it: satds train --task universal33 --root {out / 'nnunet'} --device cuda", highlight=False)
+
+    console.rule("[bold]6. query (DuckDB over the catalog)")
     con = cat.connect()
     for title, sql in QUERIES.items():
-        df = con.sql(sql).df()
-        t = Table(title=title, title_justify="left")
-        for c in df.columns:
-            t.add_column(str(c))
-        for row in df.itertuples(index=False):
-            t.add_row(*[str(v) for v in row])
-        console.print(t)
-    console.print(f"\ncatalog: {cat.root}   (try: satds query --catalog {cat.root} \"SELECT * FROM scans\")")
-    console.rule("[bold]6. QC (previews + checks) and report")
+        console.print(_table(con, title, sql))
+    console.print(f"catalog: {cat.root}   (try: satds query --catalog {cat.root} \"SELECT * FROM scans\")", highlight=False)
+
+    console.rule("[bold]7. QC (previews + checks) and report")
     from .qc import run_qc
     from .qc.report import write_report
 

@@ -47,18 +47,36 @@ def _interp_axis(block: np.ndarray, axis: int, idx: np.ndarray, w: np.ndarray) -
     return a
 
 
+def _itk_resample(array: np.ndarray, r: Respacing, start, stop, cubic: bool) -> np.ndarray:
+    """Resample the block of ``array`` that output box [start, stop) reads, with ITK's interpolator.
+
+    The block is handed to ITK in index units (origin = its first input index, spacing 1), and the output
+    grid in the same units (origin = the first output voxel's input coordinate, spacing = ``r.scale``), so
+    the mapping is exactly :class:`~satds.geometry.Respacing`'s. Outside the input, values repeat the edge.
+    """
+    import SimpleITK as sitk
+
+    lo, hi = input_box(r, start, stop, margin=3 if cubic else 1)
+    block = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
+    # ITK indexes [k, j, i]: a Fortran-ordered block's transpose is C-contiguous without a copy.
+    img = sitk.GetImageFromArray(block.T if block.flags.f_contiguous else np.ascontiguousarray(block.T))
+    img.SetOrigin(tuple(float(x) for x in lo))
+    ref = sitk.Image([int(stop[a] - start[a]) for a in range(3)], sitk.sitkFloat32)
+    ref.SetSpacing(tuple(float(x) for x in r.scale))
+    ref.SetOrigin(tuple(float(r.coords(a, int(start[a]), int(start[a]) + 1)[0]) for a in range(3)))
+    interp = sitk.sitkBSpline if cubic else sitk.sitkLinear
+    out = sitk.Resample(img, ref, sitk.Transform(), interp, 0.0, sitk.sitkFloat32, True)
+    return sitk.GetArrayFromImage(out).T
+
+
 def linear(array: np.ndarray, r: Respacing, start, stop) -> np.ndarray:
     """Trilinear resampling (float32) of ``array`` onto output box [start, stop)."""
-    lo, hi = input_box(r, start, stop)
-    block = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
-    # Shrink along the most reduced axis first: every later pass then touches fewer voxels.
-    order = sorted(range(3), key=lambda a: (stop[a] - start[a]) / max(block.shape[a], 1))
-    for a in order:
-        if block.shape[a] == stop[a] - start[a] and np.allclose(r.scale[a], 1.0) and lo[a] == start[a]:
-            continue
-        idx, w = _axis_weights(r, a, start[a], stop[a], r.in_shape[a], lo[a])
-        block = _interp_axis(block, a, idx, w)
-    return block
+    return _itk_resample(array, r, start, stop, cubic=False)
+
+
+def cubic(array: np.ndarray, r: Respacing, start, stop) -> np.ndarray:
+    """Cubic B-spline resampling (float32) onto output box [start, stop); slower, smoother."""
+    return _itk_resample(array, r, start, stop, cubic=True)
 
 
 def nearest_index(r: Respacing, axis: int, start: int, stop: int) -> np.ndarray:
@@ -101,22 +119,6 @@ def nearest_keep_small(array: np.ndarray, n_values: int, r: Respacing, start, st
     return out
 
 
-def cubic(array: np.ndarray, r: Respacing, start, stop) -> np.ndarray:
-    """Cubic B-spline resampling (SimpleITK) onto output box [start, stop); slower, smoother."""
-    import SimpleITK as sitk
-
-    lo, hi = input_box(r, start, stop, margin=3)
-    block = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(block.T))
-    img.SetSpacing((1.0, 1.0, 1.0))
-    img.SetOrigin(tuple(float(x) for x in lo))
-    ref = sitk.Image([int(stop[a] - start[a]) for a in range(3)], sitk.sitkFloat32)
-    ref.SetSpacing(tuple(float(s) for s in r.scale))
-    ref.SetOrigin(tuple(float(x) for x in r.coords(0, start[0], start[0] + 1).tolist() + r.coords(1, start[1], start[1] + 1).tolist() + r.coords(2, start[2], start[2] + 1).tolist()))
-    out = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkBSpline, 0.0, sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(out).T.copy()
-
-
 def classes_linear(atoms: np.ndarray, classes: dict[str, list[int]], r: Respacing, start, stop, keep_small: bool = True):
     """Each class resampled on its own: its mask linearly interpolated, kept where the fraction >= 0.5.
 
@@ -126,17 +128,16 @@ def classes_linear(atoms: np.ndarray, classes: dict[str, list[int]], r: Respacin
     boundaries are kept (the caller stores class sets per voxel). With ``keep_small`` a class present at
     source keeps at least its best voxel.
     """
-    import scipy.ndimage as ndi
+    from ..labels.boxes import label_boxes
 
     atoms = np.asarray(atoms)
-    n_atoms = int(atoms.max(initial=0)) + 1
-    boxes = ndi.find_objects(atoms, max_label=max(n_atoms - 1, 1))
+    boxes = label_boxes(atoms)
     for cls, values in classes.items():
-        vb = [boxes[v - 1] for v in values if 0 < v <= len(boxes) and boxes[v - 1] is not None]
+        vb = [boxes[v] for v in values if v in boxes]
         if not vb:
             continue
-        lo_in = np.min([[s.start for s in b] for b in vb], axis=0) - 1
-        hi_in = np.max([[s.stop for s in b] for b in vb], axis=0)
+        lo_in = np.min([b[0] for b in vb], axis=0) - 1
+        hi_in = np.max([b[1] for b in vb], axis=0) + 1
         o_lo, o_hi = r.out_range(lo_in, hi_in)
         o_lo = np.maximum(o_lo, start)
         o_hi = np.minimum(o_hi, stop)

@@ -91,7 +91,7 @@ def normalise_scan(channels: list[Volume], modalities: list[str], labels: AtomLa
     ref = channels[0]
     arrays = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, cfg.orientation)[0] for i, v in enumerate(channels)]
     _, canon_aff = reorient(ref.array, ref.affine, cfg.orientation)
-    lab = reorient(labels.array, ref.affine, cfg.orientation)[0] if labels is not None else None
+    lab = np.ascontiguousarray(reorient(labels.array, ref.affine, cfg.orientation)[0]) if labels is not None else None
     threshold = cfg.ct_body_threshold if modalities[0].upper().startswith("CT") else 0.0
     shape = arrays[0].shape[:3]
     lo, hi = crop_box(arrays[0], threshold, lab) if cfg.crop else (np.zeros(3, int), np.asarray(shape) - 1)

@@ -80,8 +80,10 @@ class AtomLabels:
 
         Makes the stored array a function of the masks alone, whatever the source coding.
         """
-        counts = np.bincount(self.array.reshape(-1, order="A"), minlength=len(self.atoms))
-        used = [i for i in range(len(self.atoms)) if counts[i] > 0 and self.atoms[i]]
+        import fastremap
+
+        present = {int(v) for v in fastremap.unique(self.array)}
+        used = [i for i in range(len(self.atoms)) if i in present and self.atoms[i]]
 
         def key(i: int) -> tuple:
             return tuple(sorted(order.get(c, 10**9) for c in self.atoms[i])) + (0,), tuple(sorted(self.atoms[i]))
@@ -110,17 +112,17 @@ class AtomLabels:
 
     def stats(self, classes: Iterable[str] | None = None) -> dict[str, ClassStats]:
         """Voxels, centroid and bounding box (voxel indices) per class, from one pass over the array."""
-        import scipy.ndimage as ndi
+        from .boxes import label_boxes
 
         arr = self.array
         flat = arr.reshape(-1, order="A")
         counts = np.bincount(flat, minlength=len(self.atoms))
-        boxes = ndi.find_objects(arr) if arr.size else []
+        boxes = label_boxes(arr) if arr.size else {}
         per_atom: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
         for v in range(1, len(self.atoms)):
-            if v - 1 >= len(boxes) or boxes[v - 1] is None or counts[v] == 0:
+            if v not in boxes or counts[v] == 0:
                 continue
-            sl = boxes[v - 1]
+            sl = tuple(slice(int(a), int(b) + 1) for a, b in zip(*boxes[v]))
             sub = arr[sl] == v
             n = int(counts[v])
             cen = np.empty(3)
@@ -150,5 +152,12 @@ class AtomLabels:
 
 
 def _apply_lut(array: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``lut[array]`` in the smallest unsigned dtype, through fastremap (one pass, no int64 temporaries)."""
+    import fastremap
+
     dtype = np.uint8 if lut.max(initial=0) < 256 else (np.uint16 if lut.max() < 65536 else np.uint32)
-    return lut.astype(dtype)[array]
+    if np.array_equal(lut, np.arange(len(lut))):
+        return array if array.dtype == dtype else array.astype(dtype)
+    mapping = {int(i): int(v) for i, v in enumerate(lut)}
+    out = fastremap.remap(array, mapping, preserve_missing_labels=True, in_place=False)
+    return out if out.dtype == dtype else out.astype(dtype)
