@@ -147,10 +147,20 @@ def naive_one(root: Path, out: Path) -> dict:
     lo, hi = nz.min(0), nz.max(0) + 1
     a = a[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
     out_seg = out_seg[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    # The exact geometry of each resize and of the crop, so that the label fidelity below compares
+    # interpolation, not a header mistake: scipy's zoom keeps the corner voxel centres; skimage's resize
+    # (the labels) keeps the extent, shifting the origin by half the change in voxel size.
+    n_in, n_out = np.array(img.shape[:3]), np.array(new_shape)
     aff = img.affine.copy()
-    aff[:3, :3] = aff[:3, :3] / zoom
+    aff[:3, :3] = aff[:3, :3] * ((n_in - 1) / np.maximum(n_out - 1, 1))
+    aff[:3, 3] = aff[:3, 3] + aff[:3, :3] @ lo
+    seg_aff = img.affine.copy()
+    scale = n_in / n_out
+    seg_aff[:3, 3] = seg_aff[:3, 3] + seg_aff[:3, :3] @ (0.5 * (scale - 1))
+    seg_aff[:3, :3] = seg_aff[:3, :3] * scale
+    seg_aff[:3, 3] = seg_aff[:3, 3] + seg_aff[:3, :3] @ lo
     nib.save(nib.Nifti1Image(a.astype(np.float32), aff), out / "naive_image.nii.gz")
-    nib.save(nib.Nifti1Image(out_seg, aff), out / "naive_label.nii.gz")
+    nib.save(nib.Nifti1Image(out_seg, seg_aff), out / "naive_label.nii.gz")
     return {"total": time.perf_counter() - t0}
 
 
@@ -213,12 +223,16 @@ def gzip_floor(root: Path, out: Path) -> dict:
 
 
 def peak_rss(root: Path, out: Path) -> tuple[float, float]:
-    """(peak RSS, RSS after imports) in MB of a fresh process running satds's per-scan pipeline once."""
+    """(peak RSS, RSS after imports) in MB of a fresh process running satds's per-scan pipeline once.
+
+    Read from /proc's VmHWM, which starts afresh with the new program (getrusage's maximum would carry
+    the parent's peak across exec).
+    """
     code = (
-        "import sys, resource; sys.path.insert(0, %r); import bench_build as b; from pathlib import Path; "
+        "import sys; sys.path.insert(0, %r); import bench_build as b; from pathlib import Path; "
         "import satds.build.task, satds.ingest.read, scipy.ndimage, SimpleITK, fastremap, cc3d; "
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-        "b.satds_one(Path(%r), Path(%r)); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base)"
+        "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]); "
+        "base = hwm(); b.satds_one(Path(%r), Path(%r)); print(hwm(), base)"
     ) % (str(Path(__file__).parent), str(root), str(out))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
     peak, base = (int(x) / 1024 for x in r.stdout.strip().splitlines()[-1].split())
@@ -232,6 +246,7 @@ def throughput(root4: Path, workdir: Path) -> dict:
 
     res = {}
     for w in (1, 2):
+        shutil.rmtree(workdir / f"cat{w}", ignore_errors=True)
         cat = Catalog(workdir / f"cat{w}")
         ingest("bench_ct", root4, cat, workers=2, full=False)
         t = time.perf_counter()

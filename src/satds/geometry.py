@@ -49,6 +49,22 @@ def reorient(array: np.ndarray, affine: np.ndarray, target: str = "RAS") -> tupl
     return _apply(array, affine, t)
 
 
+def reorient_box(lo, hi, shape, affine: np.ndarray, target: str = "RAS") -> tuple[np.ndarray, np.ndarray]:
+    """An inclusive index box [lo, hi] of an array, as indices of the same array reoriented to ``target``.
+
+    Lets work that is cheap on the stored (contiguous) array, like bounding boxes, skip the reoriented view.
+    """
+    t = nio.ornt_transform(nio.io_orientation(affine), nio.axcodes2ornt(tuple(target)))
+    lo2, hi2 = np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
+    for i, (j, flip) in enumerate(t):
+        j = int(j)
+        if flip > 0:
+            lo2[j], hi2[j] = lo[i], hi[i]
+        else:
+            lo2[j], hi2[j] = shape[i] - 1 - hi[i], shape[i] - 1 - lo[i]
+    return lo2, hi2
+
+
 def _apply(array: np.ndarray, affine: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if np.array_equal(t, [[0, 1], [1, 1], [2, 1]]):
         return array, np.asarray(affine, dtype=np.float64)

@@ -119,7 +119,7 @@ def nearest_keep_small(array: np.ndarray, n_values: int, r: Respacing, start, st
     return out
 
 
-def classes_linear(atoms: np.ndarray, classes: dict[str, list[int]], r: Respacing, start, stop, keep_small: bool = True):
+def classes_linear(atoms: np.ndarray, classes: dict[str, list[int]], r: Respacing, start, stop, keep_small: bool = True, boxes: dict | None = None):
     """Each class resampled on its own: its mask linearly interpolated, kept where the fraction >= 0.5.
 
     Yields ``(class, offset, mask)`` with ``mask`` a boolean block at ``offset`` in the output box. A
@@ -131,7 +131,7 @@ def classes_linear(atoms: np.ndarray, classes: dict[str, list[int]], r: Respacin
     from ..labels.boxes import label_boxes
 
     atoms = np.asarray(atoms)
-    boxes = label_boxes(atoms)
+    boxes = label_boxes(atoms) if boxes is None else boxes
     for cls, values in classes.items():
         vb = [boxes[v] for v in values if v in boxes]
         if not vb:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CaseError, SatdsError
-from ..geometry import grid_mismatch, reorient, respacing
+from ..geometry import grid_mismatch, reorient, reorient_box, respacing
+from ..labels.boxes import label_boxes
 from ..ingest.discover import CaseFiles
 from ..ingest.engine import annotation_rows, dataset_classes
 from ..ingest.read import fingerprint, load_channels, load_labels
@@ -45,15 +46,14 @@ def crop_box(image: np.ndarray, threshold: float, labels: np.ndarray | None) -> 
     mask = image > threshold
     if labels is not None:
         mask |= labels != 0
-    if not mask.any():
+    # Two passes over the volume: one 2-D projection gives two axes, one reduction gives the third.
+    p01 = mask.any(axis=2)
+    projections = [p01.any(axis=1), p01.any(axis=0), mask.any(axis=(0, 1))]
+    if not projections[0].any():
         return np.zeros(3, dtype=int), np.asarray(image.shape[:3]) - 1
-    lo, hi = [], []
-    for ax in range(3):
-        proj = mask.any(axis=tuple(a for a in range(3) if a != ax))
-        nz = np.flatnonzero(proj)
-        lo.append(nz[0])
-        hi.append(nz[-1])
-    return np.array(lo), np.array(hi)
+    lo = np.array([np.flatnonzero(p)[0] for p in projections])
+    hi = np.array([np.flatnonzero(p)[-1] for p in projections])
+    return lo, hi
 
 
 def onto_grid(vol: Volume, ref: Volume) -> np.ndarray:
@@ -91,10 +91,15 @@ def normalise_scan(channels: list[Volume], modalities: list[str], labels: AtomLa
     ref = channels[0]
     arrays = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, cfg.orientation)[0] for i, v in enumerate(channels)]
     _, canon_aff = reorient(ref.array, ref.affine, cfg.orientation)
-    lab = np.ascontiguousarray(reorient(labels.array, ref.affine, cfg.orientation)[0]) if labels is not None else None
+    lab = reorient(labels.array, ref.affine, cfg.orientation)[0] if labels is not None else None
     threshold = cfg.ct_body_threshold if modalities[0].upper().startswith("CT") else 0.0
     shape = arrays[0].shape[:3]
-    lo, hi = crop_box(arrays[0], threshold, lab) if cfg.crop else (np.zeros(3, int), np.asarray(shape) - 1)
+    # Boxes are found on the stored arrays (contiguous: fast) and then turned into canonical indices.
+    native = ref.spatial_shape
+    if cfg.crop:
+        lo, hi = reorient_box(*crop_box(np.asarray(ref.array), threshold, labels.array if labels is not None else None), native, ref.affine, cfg.orientation)
+    else:
+        lo, hi = np.zeros(3, int), np.asarray(shape) - 1
     r = respacing(shape, canon_aff, cfg.spacing)
     start, stop = r.out_range(lo, hi)
     images = []
@@ -108,7 +113,8 @@ def normalise_scan(channels: list[Volume], modalities: list[str], labels: AtomLa
         if cfg.label_interpolation == "linear":
             out = AtomLabels.empty(out_shape)
             classes = {c: labels.values_of(c) for c in sorted(labels.classes_present())}
-            for cls, offset, mask in resample.classes_linear(lab, classes, r, start, stop, cfg.keep_small_structures):
+            boxes = {v: reorient_box(a, b, native, ref.affine, cfg.orientation) for v, (a, b) in label_boxes(labels.array).items()}
+            for cls, offset, mask in resample.classes_linear(lab, classes, r, start, stop, cfg.keep_small_structures, boxes=boxes):
                 out.add_mask(mask, cls, offset=tuple(int(x) for x in offset))
         else:
             arr = resample.nearest_keep_small(lab, len(labels.atoms), r, start, stop, cfg.keep_small_structures)
