@@ -27,6 +27,19 @@ def _single_thread_env() -> None:
         pass
 
 
+def _itk_threads(n: int | None) -> int | None:
+    """Set SimpleITK's default thread count; returns the previous value (None when SimpleITK is absent)."""
+    if n is None:
+        return None
+    try:
+        import SimpleITK as sitk
+    except ImportError:  # pragma: no cover
+        return None
+    old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    return old
+
+
 def _call(fn: Callable, item: Any) -> tuple[bool, Any]:
     try:
         return True, fn(item)
@@ -57,9 +70,14 @@ def run(
     if executor != "local":
         raise ValueError(f"unknown executor {executor!r} (local or dask)")
     if workers <= 1 or len(items) <= 1:
-        for it in items:
-            ok, res = _call(fn, it)
-            yield it, ok, res
+        # One worker is one core, as each pool worker is: library thread pools stay at one thread.
+        restore = _itk_threads(1)
+        try:
+            for it in items:
+                ok, res = _call(fn, it)
+                yield it, ok, res
+        finally:
+            _itk_threads(restore)
         return
     import multiprocessing as mp
 
