@@ -1,4 +1,4 @@
-"""Label-map resampling on the real scans: nearest neighbour vs per-class linear + argmax.
+"""Label-map resampling on the real scans: nearest neighbour vs each class linearly interpolated (>= 0.5).
 
 For each real label map in ../shared/realdata and each method, resample to the target spacing, map the
 result back onto the source grid (each source voxel takes the label of the target voxel containing its
@@ -41,12 +41,10 @@ def evaluate(seg_path, names, spacing):
     vox_in = float(abs(np.linalg.det(aff[:3, :3])))
     vox_out = float(np.prod(spacing))
     results = {}
-    for method in ("nearest", "argmax", "per-class"):
+    for method in ("nearest", "per-class"):
         t = time.perf_counter()
         if method == "nearest":
             out = resample.nearest_keep_small(arr, n, r, *full, keep_small=True)
-        elif method == "argmax":
-            out = resample.labels_linear(arr, n, r, *full, keep_small=True)
         else:
             out = np.zeros(r.out_shape, dtype=arr.dtype)
             for cls, off, m in resample.classes_linear(arr, {v: [v] for v in range(1, n)}, r, *full, keep_small=True):
@@ -81,7 +79,7 @@ def main():
     for title, f, names in cases:
         res = evaluate(d / f, names, spacing)
         print(f"\n## {title} → {spacing}")
-        methods = ("nearest", "argmax", "per-class")
+        methods = ("nearest", "per-class")
         print("time: " + ", ".join(f"{m} {res[m][0]:.3f} s" for m in methods))
         print("| class | ml | " + " | ".join(f"Dice {m}" for m in methods) + " | " + " | ".join(f"vol. change {m}" for m in methods) + " |")
         print("|---" * (2 + 2 * len(methods)) + "|")
