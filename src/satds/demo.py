@@ -18,6 +18,7 @@ from rich.table import Table
 
 #: Phantom releases: the seven universal-33 sources, plus multi-channel MRI and a DICOM+PNG release.
 DEMO_DATASETS = ["btcv", "msd_liver", "msd_spleen", "msd_pancreas", "kits19", "ctpelvic1k", "ctspine1k_sources", "msd_prostate", "chaos_ct"]
+# ctspine1k (the release) is written from ctspine1k_sources by `satds export ctspine1k`, then ingested.
 
 QUERIES = {
     "Volume of liver by dataset (ml, source grid)": """
@@ -43,58 +44,62 @@ def _table(con, title: str, sql: str) -> Table:
     return t
 
 
-def _real_releases(data: Path, console: Console) -> list[tuple[str, Path]]:
-    """The real example scans as releases: CT as TotalSegmentator and BTCV, MR as TotalSegmentator MRI, DICOM as CTSpine1K HNSCC."""
+def add_real_scans(data: Path, console: Console | None = None) -> list[tuple[str, Path]]:
+    """Lay the real example scans out as cases of releases under ``data`` (joining the phantom releases).
+
+    The CT becomes a TotalSegmentator subject *and* a BTCV case (one image in two releases: the split must
+    group them), the MR a TotalSegmentator MRI subject, the DICOM series a CTSpine1K HNSCC source case.
+    Returns the releases touched; an empty list when ``../shared/realdata`` is absent.
+    """
     from .phantoms.realdata import ts_classes, write_real_as, write_real_dicom_as_hnscc
     from .resources import realdata_dir
 
     rd = realdata_dir()
     if rd is None:
-        console.print("  [dim](../shared/realdata not found: phantoms only)[/dim]")
+        if console:
+            console.print("  [dim](../shared/realdata not found: phantoms only)[/dim]")
         return []
     rd = rd / "totalsegmentator-examples"
-    out = []
     ct, seg = rd / "ct_small.nii.gz", rd / "seg_small_total.nii.gz"
-    write_real_as("totalsegmentator", data / "real_totalsegmentator", ct, seg, ts_classes(rd, seg.name), {"case": "s9001"})
-    out.append(("totalsegmentator", data / "real_totalsegmentator"))
-    write_real_as("btcv", data / "real_btcv", ct, seg, ts_classes(rd, seg.name), {"num": "0041"})
-    out.append(("btcv", data / "real_btcv"))
     mr, mseg = rd / "mr_small.nii.gz", rd / "seg_small_total_mr.nii.gz"
-    write_real_as("totalsegmentator_mri", data / "real_totalsegmentator_mri", mr, mseg, ts_classes(rd, mseg.name), {"case": "s9002"})
-    out.append(("totalsegmentator_mri", data / "real_totalsegmentator_mri"))
-    write_real_dicom_as_hnscc(rd, data / "real_ctspine1k_sources")
-    out.append(("ctspine1k_sources", data / "real_ctspine1k_sources"))
-    for key, root in out:
-        console.print(f"  real scan as {key:<20} → {root}")
-    return out
+    write_real_as("totalsegmentator", data / "totalsegmentator", ct, seg, ts_classes(rd, seg.name), {"case": "s9001"})
+    write_real_as("btcv", data / "btcv", ct, seg, ts_classes(rd, seg.name), {"num": "0041"})
+    write_real_as("totalsegmentator_mri", data / "totalsegmentator_mri", mr, mseg, ts_classes(rd, mseg.name), {"case": "s9002"})
+    write_real_dicom_as_hnscc(rd, data / "ctspine1k_sources")
+    touched = [("totalsegmentator", data / "totalsegmentator"), ("btcv", data / "btcv"), ("totalsegmentator_mri", data / "totalsegmentator_mri"), ("ctspine1k_sources", data / "ctspine1k_sources")]
+    if console:
+        for key, root in touched:
+            console.print(f"  real scan added to {key:<20} → {root}")
+    return touched
 
 
-def run_demo(out: Path, *, workers: int | None = None, console: Console | None = None, fresh: bool = True) -> Path:
+def prepare(out: Path, *, workers: int | None = None, console: Console | None = None, real: bool = True) -> "Catalog":  # noqa: F821
+    """Releases (phantoms + real scans), ingest, the CTSpine1K release written from its sources, build, split."""
     from .build import build
     from .catalog import Catalog
+    from .export.ctspine1k import export_ctspine1k
     from .ingest import ingest
     from .phantoms import generate
     from .split import run_split
 
-    console = console or Console()
-    out = Path(out)
-    if fresh and out.exists():
-        shutil.rmtree(out)
+    console = console or Console(quiet=True)
     data = out / "downloads"
     cat = Catalog(out / "catalog")
-    t0 = time.monotonic()
     console.rule("[bold]1. releases: phantoms of native layouts, and the real example scans")
-    releases = []
-    for key in DEMO_DATASETS:
-        root = generate(key, data / key)
-        releases.append((key, root))
+    releases = {key: generate(key, data / key) for key in DEMO_DATASETS}
+    for key, root in releases.items():
         console.print(f"  phantom {key:<22} → {root}")
-    releases += _real_releases(data, console)
+    if real:
+        for key, root in add_real_scans(data, console):
+            releases[key] = root
 
     console.rule("[bold]2. ingest (native layouts → catalog)")
-    for key, root in releases:
+    for key, root in releases.items():
         s = ingest(key, root, cat, workers=workers)
-        console.print(f"  {key:<22} {s.scans:>2} scans from {root.name}" + (f", [red]{s.failed} failed[/red]" if s.failed else ""))
+        console.print(f"  {key:<22} {s.scans:>2} scans" + (f", [red]{s.failed} failed[/red]" if s.failed else ""))
+    rel = export_ctspine1k(cat, data / "CTSpine1K")
+    s = ingest("ctspine1k", data / "CTSpine1K", cat, workers=workers)
+    console.print(f"  ctspine1k              {s.scans:>2} scans: the release written by `satds export ctspine1k` from its sources ({rel.converted} DICOM series converted), then ingested")
 
     console.rule("[bold]3. build (RAS, 1x1x3 mm, crop, CT/MRI intensity, statistics)")
     b = build(cat, workers=workers)
@@ -110,6 +115,16 @@ def run_demo(out: Path, *, workers: int | None = None, console: Console | None =
     console.print(t)
     for g, members in sorted(sp.cross_groups.items()):
         console.print(f"  group {g} spans datasets (one side): {', '.join(members)}", highlight=False)
+    return cat
+
+
+def run_demo(out: Path, *, workers: int | None = None, console: Console | None = None, fresh: bool = True) -> Path:
+    console = console or Console()
+    out = Path(out)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    t0 = time.monotonic()
+    cat = prepare(out, workers=workers, console=console)
 
     console.rule("[bold]5. export universal33 (nnU-Net v2)")
     raw = out / "nnUNet_raw"
