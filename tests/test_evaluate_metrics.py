@@ -157,7 +157,6 @@ def test_empty_mask_rule():
 
 
 def test_label_maps_equal_per_mask_scores():
-    rng = np.random.default_rng(4)
     shape = (24, 20, 14)
     ref = np.zeros(shape, np.uint8)
     pred = np.zeros(shape, np.uint8)

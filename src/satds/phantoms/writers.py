@@ -60,7 +60,6 @@ def write_dicom_series(folder: Path, array: np.ndarray, affine: np.ndarray, *, m
     The array is written slice by slice along its third axis, with ImagePositionPatient and
     ImageOrientationPatient derived from the affine (converted to DICOM's LPS).
     """
-    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 

@@ -19,7 +19,6 @@ MANIFEST = "manifest-1586193031612/NSCLC-Radiomics"
 
 def write_rtstruct(path: Path, patient_id: str, roi: str = "GTV-1") -> None:
     """A minimal RT Structure Set (one ROI, one closed contour): the extra series every patient folder holds."""
-    import pydicom
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, RTStructureSetStorage, generate_uid
