@@ -126,3 +126,19 @@ def test_dask_local_cluster_build(tmp_path, catalog):
     s = build(catalog, workers=2, executor="dask")
     assert (s.built, s.failed) == (3, 0)
     assert rows(catalog, "SELECT count(*) FROM scans WHERE status = 'built'") == [(3,)]
+
+
+def test_headers_only_ingest_defers_images_to_the_build(tmp_path, catalog):
+    """--headers-only reads no image voxels at ingest; the build then fills the fingerprint and finds a
+    corrupt image that ingest could not see."""
+    root = generate("msd_liver", tmp_path / "liver")
+    p = root / "imagesTr/liver_1.nii.gz"
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) - 200])  # the header survives, the voxels do not
+    s = ingest("msd_liver", root, catalog, workers=1, full=False)
+    assert (s.scans, s.failed) == (3, 0)
+    assert rows(catalog, "SELECT count(*) FROM scans WHERE fingerprint IS NULL") == [(3,)]
+    assert rows(catalog, "SELECT dtype FROM scans WHERE case_id = 'liver_0'") == [("float32",)]
+    b = build(catalog, workers=1)
+    assert (b.built, b.failed) == (2, 1) and "truncated" in b.failures[0]
+    assert rows(catalog, "SELECT count(*) FROM scans WHERE status = 'built' AND fingerprint IS NOT NULL") == [(2,)]

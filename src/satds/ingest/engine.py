@@ -27,7 +27,7 @@ from ..labels import AtomLabels, DatasetClasses, read_label_table, resolve_class
 from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec, spec_hash
 from .discover import CaseFiles, discover
-from .read import channel_specs, fingerprint, load_channels, load_labels
+from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
 
 INGEST_VERSION = "1"
 
@@ -148,7 +148,10 @@ def _ingest_case(key: str, root: Path, case: CaseFiles, full: bool) -> dict[str,
     spec = get_spec(key)
     onto = load_ontology()
     classes = dataset_classes(key, str(root))
-    channels = load_channels(spec, case, root)
+    # --headers-only: the images' voxels wait for the build (integrity, fingerprint), unless laterality
+    # needs the body's midline now.
+    channels = None if full or classes.lateral else header_channels(spec, case, root)
+    channels = channels or load_channels(spec, case, root)
     ref = channels[0]
     labels = load_labels(spec, classes, onto, case, root, ref)
     names = channel_specs(spec, case)
@@ -169,7 +172,7 @@ def _ingest_case(key: str, root: Path, case: CaseFiles, full: bool) -> dict[str,
         "spacing": list(ref.spacing),
         "affine": ref.affine.ravel().tolist(),
         "axcodes": ref.axcodes,
-        "dtype": str(ref.array.dtype),
+        "dtype": str(ref.meta.get("dtype", ref.array.dtype)),
         "official_split": case.official_split,
         "fingerprint": fingerprint(channels) if full else None,
         "case_files": json.dumps(asdict(case), sort_keys=True),

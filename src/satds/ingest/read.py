@@ -76,6 +76,27 @@ def shift_intensity(vol: Volume, offset: float) -> Volume:
     return Volume(shifted, vol.affine, {**vol.meta, "intensity_offset": float(offset)})
 
 
+def header_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume] | None:
+    """Channel 0 as a voxel-less Volume (geometry from the header only), or None when the format needs a full read.
+
+    For ``satds ingest --headers-only``: labels are still read (they give the statistics), images are not.
+    """
+    from ..io import file_kind, read_header
+
+    lay = layout_of(spec, case)
+    path = root / case.images[0]
+    if lay.hook or lay.default_geometry or lay.intensity_offset or file_kind(path) not in ("nifti", "itk"):
+        return None
+    shape, affine, dtype = read_header(path)
+    idx = case.channel_index[0]
+    if len(shape) == 4 and idx is not None:
+        shape = shape[:3]
+    if len(shape) != 3:
+        return None  # let the full reader give its error
+    empty = np.broadcast_to(np.zeros((), dtype=np.dtype(dtype) if dtype in np.sctypeDict else np.float32), shape)
+    return [Volume(empty, affine, {"format": "header", "path": str(path), "dtype": dtype})]
+
+
 def _label_pieces(spec: DatasetSpec, case: CaseFiles, root: Path, ref: Volume) -> list[LabelPiece]:
     lay = layout_of(spec, case)
     hook = get_hook(lay.hook, "read_labels")

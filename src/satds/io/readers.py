@@ -99,6 +99,12 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, s
         except RuntimeError as e:
             raise ReadError(f"cannot read header ({e})", file=str(p)) from e
         size = r.GetSize()
-        return tuple(int(s) for s in size), affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin()), str(sitk.GetPixelIDValueAsString(r.GetPixelID()))
+        numpy_types = {
+            sitk.sitkUInt8: "uint8", sitk.sitkInt8: "int8", sitk.sitkUInt16: "uint16", sitk.sitkInt16: "int16",
+            sitk.sitkUInt32: "uint32", sitk.sitkInt32: "int32", sitk.sitkUInt64: "uint64", sitk.sitkInt64: "int64",
+            sitk.sitkFloat32: "float32", sitk.sitkFloat64: "float64",
+        }
+        dtype = numpy_types.get(r.GetPixelID(), str(sitk.GetPixelIDValueAsString(r.GetPixelID())))
+        return tuple(int(s) for s in size), affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin()), dtype
     vol = read_volume(p, ndim=None)
     return vol.shape, vol.affine, str(vol.array.dtype)
