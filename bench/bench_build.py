@@ -12,7 +12,7 @@ Input: a 512x512x400 int16 CT at 0.78x0.78x1.0 mm (LPS affine, so reorientation 
 - peak RSS of one satds worker, against the input's in-memory size;
 - throughput of ``satds build`` with 1 and 2 workers on 4 copies of the scan.
 
-    .venv/bin/python bench/bench_build.py [--out /tmp/satds-bench] [--skip-naive]
+    .venv/bin/python bench/bench_build.py [--out DIR (default: satds-bench in the system temp folder)] [--skip-naive]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -297,7 +298,7 @@ def throughput(root4: Path, workdir: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="/tmp/satds-bench")
+    ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "satds-bench"))
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--small", action="store_true", help="a 256x256x200 volume, for a quick check")
     args = ap.parse_args()

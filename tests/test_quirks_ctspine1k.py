@@ -14,6 +14,7 @@ import pytest
 from satds.ingest import ingest
 from satds.ingest.discover import SplitResolver
 from satds.ingest.quirks.ctspine1k import parse_series_dir, read_path_csv
+from satds.phantoms.realdata import VERSE_CODE
 from satds.resources import specs_dir
 from satds.specs import get_spec
 
@@ -52,7 +53,6 @@ def test_release_copy_of_data_split_wins(tmp_path):
     assert split.table == {"liver_0.nii.gz": "test_public"}
 
 
-VERSE_CODE = {f"vertebrae_C{i}": i for i in range(1, 8)} | {f"vertebrae_T{i}": 7 + i for i in range(1, 13)} | {f"vertebrae_L{i}": 19 + i for i in range(1, 6)}
 
 
 @pytest.fixture(scope="module")

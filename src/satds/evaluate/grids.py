@@ -17,11 +17,9 @@ import itertools
 
 import numpy as np
 
+from ..geometry import spacing_of  # noqa: F401  (re-exported for the runner and tests)
+
 DEFAULT_TOL_VOXELS = 0.01
-
-
-def spacing_of(affine: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
 
 
 def _corners(shape) -> np.ndarray:

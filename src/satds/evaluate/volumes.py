@@ -7,12 +7,12 @@ SimpleITK and pynrrd, their LPS geometry turned into RAS+).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ReadError
+from ..geometry import Grid
 
 SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
 
@@ -40,16 +40,6 @@ def list_cases(folder: str | Path) -> dict[str, Path]:
             raise ReadError(f"case {c!r} has two files: {out[c].name} and {p.name}", case=c)
         out[c] = p
     return out
-
-
-@dataclass(frozen=True)
-class Grid:
-    shape: tuple[int, int, int]
-    affine: np.ndarray
-
-    @property
-    def spacing(self) -> np.ndarray:
-        return np.linalg.norm(self.affine[:3, :3], axis=0)
 
 
 def read_grid(path: str | Path) -> Grid:
