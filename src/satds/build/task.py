@@ -143,7 +143,7 @@ def _build(job: BuildJob) -> dict[str, Any]:
     onto = load_ontology()
     root = Path(job.root)
     case = CaseFiles(**json.loads(scan["case_files"]))
-    classes = dataset_classes(spec.key, str(root))
+    classes = dataset_classes(spec.key, str(root), case.arrangement)
 
     channels = load_channels(spec, case, root)
     ref = channels[0]

@@ -32,6 +32,7 @@ TABLES: dict[str, pa.Schema] = {
             ("redistributable", pa.bool_()),
             ("url", _str),
             ("root", _str),
+            ("arrangement", _str),  # which of the spec's arrangements the root holds ("release": the publisher's)
             ("spec_hash", _str),
             ("ingest_id", _str),
             ("cases", _i64),

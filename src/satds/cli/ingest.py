@@ -18,6 +18,7 @@ def ingest_cmd(
     catalog: CatalogOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Parallel processes [default: all cores].")] = None,
     headers_only: Annotated[bool, typer.Option("--headers-only", help="Read image headers only (faster; integrity and fingerprints wait for build).")] = False,
+    arrangement: Annotated[Optional[str], typer.Option("--arrangement", "-a", help="Which arrangement of the release the root holds: 'release' (the publisher's) or one the spec lists (e.g. sat_ds) [default: the one found].")] = None,
 ) -> None:
     """Record every case of one dataset, read in its native layout, in the catalog."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -38,7 +39,7 @@ def ingest_cmd(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        summary = ingest(spec.key, root, cat, workers=workers, full=not headers_only, progress=progress)
+        summary = ingest(spec.key, root, cat, workers=workers, full=not headers_only, arrangement=arrangement, progress=progress)
     console.print(
         f"[bold]{spec.key}[/bold]: {summary.scans} scans ingested"
         + (f" ({summary.reused} unchanged, reused)" if summary.reused else "")
@@ -115,11 +116,14 @@ def phantom_cmd(
     key: Annotated[str, typer.Argument(help="Dataset key.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the phantom release into.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    arrangement: Annotated[str, typer.Option("--arrangement", "-a", help="Write the release in this arrangement ('release': the publisher's; others as the spec lists them).")] = "release",
 ) -> None:
     """Write a tiny synthetic copy of a dataset's native layout (for trying satds without downloads)."""
     from ..phantoms import generate
     from ..specs import get_spec
 
     spec = get_spec(key)
-    generate(spec.key, out, seed=seed)
-    console.print(f"phantom of {spec.key} written to {out}")
+    if arrangement not in spec.arrangement_names:
+        raise fail(f"{spec.key} has no arrangement {arrangement!r}; it has: {', '.join(spec.arrangement_names)}")
+    generate(spec.key, out, seed=seed, arrangement=arrangement)
+    console.print(f"phantom of {spec.key} ({arrangement}) written to {out}")

@@ -415,7 +415,7 @@ def _load_member(row: dict, source: str, with_images: bool):
     ref = channels[0]
     images = [reorient(onto_grid(v, ref) if i else v.array, ref.affine, "RAS")[0] for i, v in enumerate(channels)] if with_images else []
     _, affine = reorient(ref.array, ref.affine, "RAS")
-    labels = load_labels(spec, dataset_classes(spec.key, str(root)), load_ontology(), case, root, ref)
+    labels = load_labels(spec, dataset_classes(spec.key, str(root), case.arrangement), load_ontology(), case, root, ref)
     if labels is None:
         return images, affine, None, None, frozenset()
     lab = reorient(labels.array, ref.affine, "RAS")[0]

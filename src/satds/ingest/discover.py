@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CaseError, SpecError
-from ..specs.model import DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromLists, SplitFromSections, SplitFromTable
+from ..specs.model import RELEASE, DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromLists, SplitFromSections, SplitFromTable
 from .hooks import get_hook
 from .patterns import compile_pattern, fill, fill_partial, find, has_wildcards
 
@@ -33,6 +33,7 @@ class CaseFiles:
     official_split: str = "unknown"
     sat_id: str | None = None
     extra: dict = field(default_factory=dict)  # hook-specific data (e.g. DICOM series uid)
+    arrangement: str = RELEASE  # which of the spec's arrangements found it (its ``layout`` names a layout there)
 
     @property
     def all_files(self) -> list[str]:
@@ -42,9 +43,9 @@ class CaseFiles:
 class SplitResolver:
     """Official split per case: constant, from a capture, a table, a sections file, or a hook."""
 
-    def __init__(self, spec: DatasetSpec, root: Path, rule=None):
+    def __init__(self, spec: DatasetSpec, root: Path, rule=None, arrangement: str = RELEASE):
         self.spec = spec
-        self.rule = rule if rule is not None else spec.official_split
+        self.rule = rule if rule is not None else spec.official_split_of(arrangement)
         self.table: dict[str, str] = {}
         r = self.rule
         if isinstance(r, SplitFromTable):
@@ -116,16 +117,18 @@ def _skipped(spec: DatasetSpec, case_id: str) -> str | None:
     return None
 
 
-def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
-    """(cases, problems, skipped) for one dataset root. Problems are per-case errors to record."""
+def discover(
+    spec: DatasetSpec, root: Path, arrangement: str = RELEASE
+) -> tuple[list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
+    """(cases, problems, skipped) for one dataset root in one arrangement. Problems are per-case errors to record."""
     root = Path(root)
-    default_splits = SplitResolver(spec, root)
+    default_splits = SplitResolver(spec, root, arrangement=arrangement)
     cases: list[CaseFiles] = []
     problems: list[CaseError] = []
     skipped: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     cache: dict = {}  # folder listings shared by every layout's searches
-    for layout in spec.layout:
+    for layout in spec.layouts_of(arrangement):
         hook = get_hook(layout.hook, "discover")
         found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems, cache)
         if isinstance(found, tuple):  # a discovery hook may return (cases, per-case problems)
@@ -136,6 +139,7 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
             if isinstance(cf, CaseError):  # a discover hook reports a bad case and goes on
                 problems.append(cf.located(dataset=spec.key))
                 continue
+            cf.arrangement = arrangement
             if not cf.official_split or cf.official_split == "unknown":
                 cf.official_split = splits(cf.captures, cf.case_id)
             reason = _skipped(spec, cf.case_id)
@@ -148,6 +152,28 @@ def discover(spec: DatasetSpec, root: Path) -> tuple[list[CaseFiles], list[CaseE
             seen[cf.scan_id] = cf.images[0]
             cases.append(cf)
     return cases, problems, skipped
+
+
+def discover_arrangement(
+    spec: DatasetSpec, root: Path, arrangement: str | None = None
+) -> tuple[str, list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
+    """(arrangement, cases, problems, skipped): ``discover`` in the named arrangement, or in the one
+    arrangement of the spec that finds anything under ``root``. Two arrangements that both find scans
+    are two copies of the release side by side: an error naming both, never a silent choice."""
+    if arrangement is not None:
+        spec.layouts_of(arrangement)  # an unknown name is an error naming the known ones
+        return (arrangement, *discover(spec, root, arrangement))
+    found = []
+    for name in spec.arrangement_names:
+        cases, problems, skipped = discover(spec, root, name)
+        if cases or problems or skipped:
+            found.append((name, cases, problems, skipped))
+    if not found:
+        return (RELEASE, [], [], [])
+    if len(found) > 1:
+        what = "; ".join(f"{name} ({len(c)} scans, e.g. {c[0].images[0] if c else p[0].file})" for name, c, p, _ in found)
+        raise SpecError(f"{spec.key}: the root holds the release in {len(found)} arrangements: {what}; choose one with --arrangement")
+    return found[0]
 
 
 def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError], cache: dict | None = None) -> list[CaseFiles]:

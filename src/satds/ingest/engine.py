@@ -26,7 +26,8 @@ from ..errors import CaseError, ReadError, SatdsError
 from ..labels import AtomLabels, DatasetClasses, read_label_table, resolve_classes
 from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec, spec_hash
-from .discover import CaseFiles, discover
+from ..specs.model import RELEASE
+from .discover import CaseFiles, discover_arrangement
 from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
 
 INGEST_VERSION = "1"
@@ -41,28 +42,31 @@ class IngestSummary:
     reused: int = 0
     failed: int = 0
     skipped: int = 0
+    arrangement: str = RELEASE
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- per-dataset context
 @functools.lru_cache(maxsize=64)
-def dataset_classes(key: str, root: str) -> DatasetClasses:
+def dataset_classes(key: str, root: str, arrangement: str = RELEASE) -> DatasetClasses:
     """A dataset's label semantics for one root (the release's own label table wins when present)."""
     spec = get_spec(key)
     table = None
-    if spec.label_table:
-        p = Path(root) / spec.label_table.file
+    lt = spec.label_table_of(arrangement)
+    if lt:
+        p = Path(root) / lt.file
         if p.exists():
-            table = read_label_table(p, spec.label_table.format)
+            table = read_label_table(p, lt.format)
     return resolve_classes(spec, load_ontology(), table)
 
 
 def _input_files(case: CaseFiles, root: Path, spec: DatasetSpec | None = None) -> list[Path]:
     out = []
     rels = list(case.all_files)
-    if spec is not None and spec.label_table and (root / spec.label_table.file).is_file():
-        rels.append(spec.label_table.file)  # the release's label table decides what the values mean
+    lt = spec.label_table_of(case.arrangement) if spec is not None else None
+    if lt and (root / lt.file).is_file():
+        rels.append(lt.file)  # the release's label table decides what the values mean
     for rel in rels:
         p = root / rel
         out += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
@@ -147,7 +151,7 @@ def ingest_case(key: str, root: str, case: CaseFiles, full: bool = True) -> dict
 def _ingest_case(key: str, root: Path, case: CaseFiles, full: bool) -> dict[str, Any]:
     spec = get_spec(key)
     onto = load_ontology()
-    classes = dataset_classes(key, str(root))
+    classes = dataset_classes(key, str(root), case.arrangement)
     # --headers-only: the images' voxels wait for the build (integrity, fingerprint), unless laterality
     # needs the body's midline now.
     channels = None if full or classes.lateral else header_channels(spec, case, root)
@@ -240,9 +244,14 @@ def ingest(
     workers: int | None = None,
     executor: str = "local",
     full: bool = True,
+    arrangement: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
-    """Ingest dataset ``key`` from ``root`` into ``catalog``; returns what happened."""
+    """Ingest dataset ``key`` from ``root`` into ``catalog``; returns what happened.
+
+    ``arrangement`` names one of the spec's arrangements (the publisher's is ``release``); by default the
+    one that finds the scans under ``root`` is used.
+    """
     from .. import parallel
 
     spec = get_spec(key)
@@ -280,15 +289,15 @@ def ingest(
     else:
         dataset_classes.cache_clear()
         try:
-            dataset_classes(spec.key, str(root))
-            cases, problems, skipped = discover(spec, root)
+            summary.arrangement, cases, problems, skipped = discover_arrangement(spec, root, arrangement)
+            dataset_classes(spec.key, str(root), summary.arrangement)
         except SatdsError as e:
             fail(CaseError(str(e), dataset=spec.key, file=str(root)))
             cases, problems, skipped = [], [], []
         summary.skipped = len(skipped)
         for p in problems:
             fail(p)
-        if not cases and not problems:
+        if not cases and not problems and not summary.failed:
             hint = f" (expected files like {spec.layout[0].match!r})"
             fail(ReadError(f"no scans found under the root{hint}; is this the right folder?", dataset=spec.key, file="."))
 
@@ -330,7 +339,7 @@ def ingest(
         batch.maybe_flush()
     batch.flush()
 
-    classes = dataset_classes(spec.key, str(root)) if root.is_dir() and not (summary.failed and not cases) else None
+    classes = dataset_classes(spec.key, str(root), summary.arrangement) if root.is_dir() and not (summary.failed and not cases) else None
     if classes is not None:
         catalog.write(
             "dataset_classes",
@@ -352,6 +361,7 @@ def ingest(
                 "redistributable": spec.redistributable,
                 "url": spec.url,
                 "root": str(root),
+                "arrangement": summary.arrangement,
                 "spec_hash": spec_hash(spec),
                 "ingest_id": ingest_id,
                 "cases": len({c.case_id for c in cases}),
@@ -364,7 +374,7 @@ def ingest(
         ],
     )
     catalog.maybe_compact()
-    catalog.log_run(ingest_id, f"ingest {spec.key}", {"root": str(root), "full": full, "workers": workers}, asdict(summary) | {"failures": summary.failures[:50]}, started)
+    catalog.log_run(ingest_id, f"ingest {spec.key}", {"root": str(root), "arrangement": arrangement, "full": full, "workers": workers}, asdict(summary) | {"failures": summary.failures[:50]}, started)
     return summary
 
 

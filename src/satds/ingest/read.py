@@ -18,7 +18,7 @@ from .hooks import get_hook
 
 
 def layout_of(spec: DatasetSpec, case: CaseFiles) -> Layout:
-    return next(lay for lay in spec.layout if lay.name == case.layout)
+    return next(lay for lay in spec.layouts_of(case.arrangement) if lay.name == case.layout)
 
 
 def channel_specs(spec: DatasetSpec, case: CaseFiles) -> list[tuple[str, str]]:

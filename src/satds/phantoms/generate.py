@@ -22,7 +22,7 @@ import numpy as np
 from ..ingest.patterns import fill
 from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec
-from ..specs.model import Layout
+from ..specs.model import RELEASE, Layout
 from .writers import write_dicom_series, write_volume
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
@@ -254,8 +254,33 @@ def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, st
             write_volume(root / fill(layout.label_files, {**caps, "name": key}), _cast(arr, ph.label_dtype), aff)
 
 
-def generate(key: str, root: str | Path, *, seed: int = 0) -> Path:
-    """Write the phantom release of dataset ``key`` under ``root``; returns ``root``."""
+def arrangement_case(spec: DatasetSpec, caps: dict[str, str], arrangement: str = RELEASE) -> tuple[Layout, dict[str, str]]:
+    """The layout a phantom case is written with in one arrangement, and its captures there.
+
+    Cases name their layout (``_layout``, default: the first); an alternative arrangement uses its layout
+    of the same name (or its first). The release-only path overrides (``_image``, ``_label``, ``path``)
+    are dropped there: the arrangement's own templates place the files.
+    """
+    caps = dict(caps)
+    layout_name = caps.pop("_layout", spec.layout[0].name)
+    layouts = spec.layouts_of(arrangement)
+    if arrangement != RELEASE:
+        for k in ("_image", "_label", "path"):
+            caps.pop(k, None)
+    layout = next((lay for lay in layouts if lay.name == layout_name), None)
+    if layout is None:
+        if arrangement == RELEASE or len(layouts) > 1:
+            raise ValueError(f"{spec.key}: phantom case names layout {layout_name!r}, which arrangement {arrangement!r} lacks")
+        layout = layouts[0]
+    return layout, caps
+
+
+def generate(key: str, root: str | Path, *, seed: int = 0, arrangement: str = RELEASE) -> Path:
+    """Write the phantom release of dataset ``key`` under ``root`` (in one of its arrangements); returns ``root``.
+
+    Every arrangement gets the same cases with the same anatomy (the body depends on the dataset, the case
+    and the seed only), so ingesting any of them must give the same catalog rows.
+    """
     spec = get_spec(key)
     onto = load_ontology()
     root = Path(root)
@@ -263,19 +288,19 @@ def generate(key: str, root: str | Path, *, seed: int = 0) -> Path:
     from . import hooks as phantom_hooks
 
     writer = phantom_hooks.get(spec.phantom.hook) if spec.phantom.hook else None
-    for n, caps in enumerate(spec.phantom.cases):
-        caps = dict(caps)
-        layout_name = caps.pop("_layout", spec.layout[0].name)
-        layout = next(lay for lay in spec.layout if lay.name == layout_name)
+    for n, raw in enumerate(spec.phantom.cases):
+        layout, caps = arrangement_case(spec, raw, arrangement)
         absent = set(spec.phantom.absent.get(caps.get("case", ""), []))
         body = make_body(spec, onto, caps, seed + n, absent)
         if writer:
             writer(spec, layout, root, caps, body, onto)
         else:
             write_case(spec, layout, root, caps, body, onto)
-    for rel, content in spec.phantom.files.items():
+    alt = spec.arrangements.get(arrangement)
+    files = alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files
+    for rel, content in files.items():
         _write_extra(root / rel, content)
-    for rel in spec.phantom.junk:
+    for rel in spec.phantom.junk if arrangement == RELEASE else []:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(APPLE_DOUBLE if p.name.startswith("._") else b"")

@@ -17,7 +17,8 @@ from ..geometry import reorient
 from ..io import read_volume
 from ..ontology import load_ontology
 from ..specs import get_spec
-from .generate import Body, write_case
+from ..specs.model import RELEASE
+from .generate import Body, _write_extra, arrangement_case, write_case
 
 
 def ts_classes(realdata: Path, seg_name: str) -> dict[int, str]:
@@ -27,8 +28,11 @@ def ts_classes(realdata: Path, seg_name: str) -> dict[int, str]:
     return {int(k): v for k, v in maps[key].items()}
 
 
-def write_real_as(key: str, root: str | Path, image: str | Path, seg: str | Path, names: dict[int, str], caps: dict[str, str]) -> dict[str, int]:
-    """Write ``image`` + ``seg`` as one case of dataset ``key`` under ``root``; returns voxels per spec label key.
+def write_real_as(
+    key: str, root: str | Path, image: str | Path, seg: str | Path, names: dict[int, str], caps: dict[str, str], arrangement: str = RELEASE
+) -> dict[str, int]:
+    """Write ``image`` + ``seg`` as one case of dataset ``key`` under ``root`` (in one of the spec's
+    arrangements); returns voxels per spec label key.
 
     Each spec label entry gets the union of the TotalSegmentator classes that make up its ontology
     class (e.g. KiTS's "kidney" ← kidney_left ∪ kidney_right); entries with no counterpart stay empty.
@@ -75,12 +79,10 @@ def write_real_as(key: str, root: str | Path, image: str | Path, seg: str | Path
 
     ordered = dict(sorted(blobs.items(), key=lambda kv: is_lesion(kv[0])))
     body = Body(tuple(arr.shape), aff, arr.astype(np.float32), ordered)
-    layout_name = caps.pop("_layout", spec.layout[0].name)
-    layout = next(lay for lay in spec.layout if lay.name == layout_name)
+    layout, caps = arrangement_case(spec, caps, arrangement)
     write_case(spec, layout, Path(root), caps, body, onto)
-    for rel, content in spec.phantom.files.items():
-        from .generate import _write_extra
-
+    alt = spec.arrangements.get(arrangement)
+    for rel, content in (alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files).items():
         _write_extra(Path(root) / rel, content)
     return counts
 

@@ -11,6 +11,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import SpecError
+
 Modality = Literal["CT", "MRI", "PET"]
 
 
@@ -169,6 +171,34 @@ class LabelEntry(Strict):
     note: str | None = None
 
 
+class Arrangement(Strict):
+    """Another arrangement of the same release on users' disks: the folders SAT-DS's processing code
+    expects (separate image and mask folders, renamed folders), a copy reorganised by a popular tool, ...
+
+    Its layouts find the same scans as the publisher's arrangement (the spec's ``layout``) and must give
+    the same catalog rows: case ids, patients, official splits, classes and voxels. So its patterns
+    capture the names the spec's templates use (``case_id``, ``patient_id``, ``sat_id``, split keys,
+    overlaps), and its layout names repeat the publisher's where a phantom case names one (``_layout``).
+    A test writes every spec's phantom in every arrangement and compares the rows.
+    """
+
+    note: str  # where this arrangement comes from (e.g. "SAT-DS processor.py expects ...")
+    layout: list[Layout]
+    label_table: "LabelTable | None" = None  # where the release's label table lies here (default: the spec's)
+    official_split: "OfficialSplit | None" = None  # the split rule here (default: the spec's)
+    # Extra files of this arrangement's phantom (path → content as in ``Phantom.files``); None: the spec's.
+    phantom_files: dict[str, Any] | None = None
+
+    @field_validator("layout", mode="before")
+    @classmethod
+    def _layout(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+
+#: The name of the publisher's arrangement (the spec's own ``layout``).
+RELEASE = "release"
+
+
 class Overlap(Strict):
     """Another dataset that shares images or patients with this one."""
 
@@ -236,6 +266,8 @@ class DatasetSpec(Strict):
     extends: str | None = None
 
     layout: list[Layout]
+    # Other arrangements of the same release (name → Arrangement); the publisher's is "release".
+    arrangements: dict[str, Arrangement] = Field(default_factory=dict)
     case_id: TemplateLike = "{case}"
     patient_id: TemplateLike = "{case}"
     sat_id: TemplateLike | None = None  # SAT-DS's id for this scan in its split_json files
@@ -300,6 +332,32 @@ class DatasetSpec(Strict):
             if str(e.value) not in keep:
                 e.classes = []
         return self
+
+    @model_validator(mode="after")
+    def _arrangement_names(self) -> "DatasetSpec":
+        if RELEASE in self.arrangements:
+            raise ValueError(f"arrangement name {RELEASE!r} is the spec's own layout; give the alternative another name")
+        return self
+
+    @property
+    def arrangement_names(self) -> list[str]:
+        """The publisher's arrangement first, then the alternatives in the spec's order."""
+        return [RELEASE, *self.arrangements]
+
+    def layouts_of(self, arrangement: str = RELEASE) -> list[Layout]:
+        if arrangement == RELEASE:
+            return self.layout
+        if arrangement not in self.arrangements:
+            raise SpecError(f"{self.key}: no arrangement {arrangement!r} (known: {self.arrangement_names})")
+        return self.arrangements[arrangement].layout
+
+    def label_table_of(self, arrangement: str = RELEASE) -> "LabelTable | None":
+        alt = self.arrangements.get(arrangement)
+        return alt.label_table if alt is not None and alt.label_table is not None else self.label_table
+
+    def official_split_of(self, arrangement: str = RELEASE) -> "OfficialSplit":
+        alt = self.arrangements.get(arrangement)
+        return alt.official_split if alt is not None and alt.official_split is not None else self.official_split
 
     @property
     def label_kind(self) -> str:
