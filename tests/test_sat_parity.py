@@ -18,8 +18,8 @@ MAX_DIFFERING = 4
 
 
 @pytest.fixture(scope="module")
-def sat_lists(realdata):
-    p = realdata.parent.parent / "datasets" / "sat-ds" / "terminology_list.json"
+def sat_lists(sat_ds_dir):
+    p = sat_ds_dir / "terminology_list.json"
     data = json.loads(p.read_text())["dataset_based"]
     return {k: {re.sub(r"^(ct|mri|pet)_", "", n) for n in v} for k, v in data.items()}
 
