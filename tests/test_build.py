@@ -60,7 +60,7 @@ def test_annotation_volumes_at_source_and_target(built):
 def test_sidecar_names_atoms_and_crop(built):
     [(lab_path, crop)] = rows(built, "SELECT normalised_label, crop_box FROM scans WHERE scan_id = 'kits23/case_00000'")
     meta = json.loads((__import__("pathlib").Path(lab_path).parent / "meta.json").read_text())
-    assert meta["atoms"][0] == [] and ["kidney", "kidney_tumor"] in meta["atoms"]
+    assert meta["atoms"][0] == [] and ["kidney", "kidney_left", "kidney_tumor"] in meta["atoms"]  # the tumour lies in the left kidney
     assert meta["crop"]["start"] + meta["crop"]["stop"] == crop
 
 

@@ -27,8 +27,9 @@ def test_coverage_states_and_derived_classes(tmp_path, catalog):
     assert status(catalog, "msd_liver/liver_0", "spleen") == "unknown"
     # Annotated but empty in this scan: absent (a true negative).
     assert status(catalog, "msd_liver/liver_7", "liver tumor") == "absent"
-    # KiTS23 annotates kidney (with lesions) but not its sides.
+    # KiTS23 annotates kidney (with lesions); its sides are derived from the affine (lateralize), not its liver.
     assert status(catalog, "kits23/case_00000", "kidney") == "present"
-    assert status(catalog, "kits23/case_00000", "left kidney") == "unknown"
+    assert status(catalog, "kits23/case_00000", "left kidney") == "present"
+    assert status(catalog, "kits23/case_00000", "liver") == "unknown"
     n = catalog.connect().execute("SELECT count(DISTINCT status) FROM coverage").fetchone()[0]
     assert n == 3

@@ -17,13 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def seg():
-    root = realdata_dir()
-    if root is None:
-        pytest.skip("real scans not available: satds.resources.realdata_dir() is None (no shared/realdata beside the checkout; set SATDS_SHARED)")
-    path = root / "totalsegmentator-examples" / "seg_small_total.nii.gz"
-    if not path.exists():
-        pytest.skip(f"real scan missing: {path}")
-    return read_label_map(path)
+    return read_label_map(realdata_dir() / "totalsegmentator-examples" / "seg_small_total.nii.gz")
 
 
 def _perturb(ref: np.ndarray) -> np.ndarray:

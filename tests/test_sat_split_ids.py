@@ -19,9 +19,9 @@ KEYS = [
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_phantom_sat_ids_are_in_sat_ds_splits(realdata, key):
+def test_phantom_sat_ids_are_in_sat_ds_splits(sat_ds_dir, key):
     spec = get_spec(key)
-    d = json.loads((realdata.parent.parent / "datasets" / "sat-ds" / "split_json" / f"{spec.sat_key}.json").read_text())
+    d = json.loads((sat_ds_dir / "split_json" / f"{spec.sat_key}.json").read_text())
     ids = set(d["train"]) | set(d["val"]) | set(d["test"])
     checked = 0
     for caps in spec.phantom.cases:

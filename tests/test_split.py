@@ -77,7 +77,7 @@ def test_leave_one_dataset_out_excludes_copies(tmp_path, catalog):
         assert roles == {"val", "exclude"}
 
 
-def test_sat_ds_import_maps_ids_and_reports_leaks(tmp_path, catalog, realdata):
+def test_sat_ds_import_maps_ids_and_reports_leaks(tmp_path, catalog, sat_ds_dir):
     liver = generate("msd_liver", tmp_path / "liver")
     ingest("msd_liver", liver, catalog, workers=1)
     sat = tmp_path / "split_json"
@@ -89,7 +89,7 @@ def test_sat_ds_import_maps_ids_and_reports_leaks(tmp_path, catalog, realdata):
     con = catalog.connect()
     assert dict(con.execute("SELECT scan_id, split FROM splits").fetchall()) == {"msd_liver/liver_0": "train", "msd_liver/liver_1": "test", "msd_liver/liver_7": "test"}
     # The published files themselves map onto the phantom's ids.
-    real = realdata.parent.parent / "datasets" / "sat-ds" / "split_json"
+    real = sat_ds_dir / "split_json"
     s = run_split(catalog, from_sat_ds=real)
     assert s.sat.matched == {"msd_liver": 3}
 

@@ -1,9 +1,9 @@
 """``satds demo``: the whole pipeline on an embedded default that needs nothing downloaded.
 
 Phantom releases of the universal-33 sources and a few more (tiny, faithful copies of their native
-layouts: DICOM series, slice-first arrays, 4D channels, per-class mask files), plus, when the project's
-``../shared/realdata`` is present, the real CT/MR scans laid out as releases (one real CT appears in two
-releases, so the split must group it). Then ingest, build, split, export the universal33 nnU-Net task,
+layouts: DICOM series, slice-first arrays, 4D channels, per-class mask files), plus the real CT/MR scans
+(TotalSegmentator's example scans: the project's ``../shared/realdata``, else the copy vendored in
+``satds/_realdata``) laid out as releases (one real CT appears in two releases, so the split must group it). Then ingest, build, split, export the universal33 nnU-Net task,
 query, QC and the HTML report; the last line printed is the report's path.
 """
 
@@ -49,17 +49,13 @@ def add_real_scans(data: Path, console: Console | None = None) -> list[tuple[str
 
     The CT becomes a TotalSegmentator subject *and* a BTCV case (one image in two releases: the split must
     group them), the MR a TotalSegmentator MRI subject, the DICOM series a CTSpine1K HNSCC source case.
-    Returns the releases touched; an empty list when ``../shared/realdata`` is absent.
+    Returns the releases touched. The scans come from :func:`satds.resources.realdata_dir`: the shared folder's
+    copy when present, else the one vendored in the package, so a fresh clone shows real anatomy too.
     """
     from .phantoms.realdata import ts_classes, write_real_as, write_real_dicom_as_hnscc
     from .resources import realdata_dir
 
-    rd = realdata_dir()
-    if rd is None:
-        if console:
-            console.print("  [dim](../shared/realdata not found: phantoms only)[/dim]")
-        return []
-    rd = rd / "totalsegmentator-examples"
+    rd = realdata_dir() / "totalsegmentator-examples"
     ct, seg = rd / "ct_small.nii.gz", rd / "seg_small_total.nii.gz"
     mr, mseg = rd / "mr_small.nii.gz", rd / "seg_small_total_mr.nii.gz"
     write_real_as("totalsegmentator", data / "totalsegmentator", ct, seg, ts_classes(rd, seg.name), {"case": "s9001"})
@@ -68,6 +64,7 @@ def add_real_scans(data: Path, console: Console | None = None) -> list[tuple[str
     write_real_dicom_as_hnscc(rd, data / "ctspine1k_sources")
     touched = [("totalsegmentator", data / "totalsegmentator"), ("btcv", data / "btcv"), ("totalsegmentator_mri", data / "totalsegmentator_mri"), ("ctspine1k_sources", data / "ctspine1k_sources")]
     if console:
+        console.print(f"  real scans from {rd}", highlight=False)
         for key, root in touched:
             console.print(f"  real scan added to {key:<20} → {root}")
     return touched

@@ -35,7 +35,11 @@ def specs_dir() -> Path:
 
 
 def shared_dir() -> Path | None:
-    """The project's ``../shared`` folder (real scans, facts) when it sits beside the checkout."""
+    """The project's ``../shared`` folder (real scans, facts) when it sits beside the checkout.
+
+    ``SATDS_SHARED`` names it explicitly; set to a folder that does not exist it means "no shared folder"
+    (nothing beside the checkout is looked at), which is how a fresh clone is simulated.
+    """
     import os
 
     env = os.environ.get("SATDS_SHARED")
@@ -49,8 +53,15 @@ def shared_dir() -> Path | None:
     return None
 
 
-def realdata_dir() -> Path | None:
+def vendored_realdata_dir() -> Path:
+    """The real example scans that ship with satds (TotalSegmentator's test files, Apache-2.0; see its README)."""
+    return _PKG / "_realdata"
+
+
+def realdata_dir() -> Path:
+    """The folder holding ``totalsegmentator-examples/``: the shared folder's ``realdata`` when present, else the
+    copy vendored in the package, so real-scan tests and ``satds demo`` use real anatomy on any machine."""
     s = shared_dir()
-    if s and (s / "realdata").exists():
+    if s and (s / "realdata" / "totalsegmentator-examples").exists():
         return s / "realdata"
-    return None
+    return vendored_realdata_dir()

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CaseError, SpecError
-from ..specs.model import RELEASE, DatasetSpec, Layout, SplitFromCapture, SplitFromHook, SplitFromLists, SplitFromSections, SplitFromTable
+from ..specs.model import (
+    RELEASE,
+    DatasetSpec,
+    Layout,
+    SplitFromCapture,
+    SplitFromHook,
+    SplitFromLists,
+    SplitFromNnunetSplits,
+    SplitFromSections,
+    SplitFromTable,
+)
 from .hooks import get_hook
 from .patterns import compile_pattern, fill, fill_partial, find, has_wildcards
 
@@ -41,7 +51,7 @@ class CaseFiles:
 
 
 class SplitResolver:
-    """Official split per case: constant, from a capture, a table, a sections file, or a hook."""
+    """Official split per case: constant, from a capture, a table, a sections file, a lists file, an nnU-Net splits file, or a hook."""
 
     def __init__(self, spec: DatasetSpec, root: Path, rule=None, arrangement: str = RELEASE):
         self.spec = spec
@@ -88,6 +98,23 @@ class SplitResolver:
                         if str(name) in self.table and self.table[str(name)] != section:
                             raise SpecError(f"{spec.key}: {name!r} is listed in both {self.table[str(name)]!r} and {section!r} of {r.lists}")
                         self.table[str(name)] = section
+        elif isinstance(r, SplitFromNnunetSplits):
+            from ..resources import specs_dir
+            from .nnunet_splits import read_nnunet_splits
+
+            candidates = [root / c for c in ([r.nnunet_splits] if isinstance(r.nnunet_splits, str) else r.nnunet_splits)]
+            path = next((c for c in candidates if c.is_file()), specs_dir() / r.shipped if r.shipped else candidates[0])
+            if path.exists():
+                folds = read_nnunet_splits(path)
+                if not 0 <= r.fold < len(folds):
+                    raise SpecError(f"{spec.key}: {path.name} has {len(folds)} folds, no fold {r.fold}")
+                for section, names in folds[r.fold].items():
+                    for name in names:
+                        m = re.search(r.name, name) if r.name else None
+                        key = m.group(1) if m else name
+                        if self.table.get(key, section) != section:
+                            raise SpecError(f"{spec.key}: {key!r} is in both {self.table[key]!r} and {section!r} of fold {r.fold} of {path.name}")
+                        self.table[key] = section
         elif isinstance(r, SplitFromHook):
             fn = get_hook(r.hook, "official_split")
             if fn is None:
@@ -100,9 +127,12 @@ class SplitResolver:
             return r
         if isinstance(r, SplitFromCapture):
             value = r.map.get(captures.get(r.capture, ""), r.default)
-        elif isinstance(r, (SplitFromTable, SplitFromSections, SplitFromLists)):
-            raw = self.table.get(fill(r.key, captures))
+        elif isinstance(r, (SplitFromTable, SplitFromSections, SplitFromLists, SplitFromNnunetSplits)):
+            key = fill(r.key, captures)
+            raw = self.table.get(key)
             value = r.map.get(raw, raw) if raw is not None else r.default
+            if raw is None and isinstance(r, SplitFromNnunetSplits):
+                value = next((v for pat, v in r.unlisted.items() if re.search(pat, key)), r.default)
         else:
             value = self.table.get(case_id, "unknown")
         if value not in SPLITS:

@@ -176,6 +176,13 @@ def _write_extra(path: Path, content: Any) -> None:
         path.write_text(content)
     elif path.suffix == ".json":
         path.write_text(json.dumps(content, indent=2))
+    elif path.suffix == ".pkl" and isinstance(content, list):
+        # An nnU-Net v1 splits_final.pkl: folds as OrderedDicts of numpy string arrays, as nnU-Net v1 saves them.
+        import collections
+        import pickle
+
+        folds = [collections.OrderedDict((k, np.array(v)) for k, v in fold.items()) for fold in content]
+        path.write_bytes(pickle.dumps(folds, protocol=3))
     elif path.suffix in (".csv", ".tsv") and isinstance(content, list):
         buf = io.StringIO()
         sep = ";" if path.name == "meta.csv" and content and content[0].get("_sep") == ";" else ("\t" if path.suffix == ".tsv" else ",")

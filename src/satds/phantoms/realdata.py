@@ -1,6 +1,7 @@
 """Lay a real scan out as a release of any dataset (its folder names, coding, orientation and dtype).
 
-The real example scans in ``../shared/realdata`` carry TotalSegmentator label maps. Writing one of them
+The real example scans (``satds.resources.realdata_dir()``: ``../shared/realdata``, else the copy vendored in
+``satds/_realdata``) carry TotalSegmentator label maps. Writing one of them
 in the native layouts of several releases (TotalSegmentator's per-class files, BTCV's label map, KiTS's
 slice-first arrays, the Decathlon's float images) checks that satds reads each layout to the same
 physical anatomy, and gives ``satds demo`` real scans to show.

@@ -98,8 +98,50 @@ class SplitFromLists(Strict):
     default: str = "unknown"
 
 
+class SplitFromNnunetSplits(Strict):
+    """Official split from an nnU-Net splits file: ``splits_final.pkl`` (nnU-Net v1, read with a restricted
+    unpickler) or ``splits_final.json`` (v2), a list of folds of ``{"train": [...], "val": [...]}`` (CTPelvic1K's
+    also ``"test"``). ``fold`` is the fold the release documents as its division.
+
+    ``nnunet_splits`` is the file's path in the release (or candidate paths, the first found is read);
+    ``shipped`` names a copy of that fold under the specs folder, read when the release lacks the file.
+    ``name`` (a regex, group 1) turns the file's case names into keys (CTPelvic1K's conversion prefixes
+    ``train_``); ``unlisted`` gives, by key regex, the split of cases the file does not list but the release's
+    documentation places.
+    """
+
+    nnunet_splits: str | list[str]
+    fold: int = 0
+    shipped: str | None = None
+    name: str | None = None
+    key: TemplateLike = "{case}"
+    map: dict[str, str] = Field(default_factory=lambda: {"train": "train", "val": "validation", "test": "test"})
+    unlisted: dict[str, str] = Field(default_factory=dict)
+    default: str = "unknown"
+
+    @field_validator("name")
+    @classmethod
+    def _name_re(cls, v: str | None) -> str | None:
+        if v is not None and re.compile(v).groups < 1:
+            raise ValueError(f"name {v!r} needs a group: group 1 is the key")
+        return v
+
+    @field_validator("unlisted")
+    @classmethod
+    def _unlisted_re(cls, v: dict[str, str]) -> dict[str, str]:
+        for pattern in v:
+            re.compile(pattern)
+        return v
+
+
 OfficialSplit = Union[
-    Literal["train", "validation", "test", "unknown"], SplitFromCapture, SplitFromTable, SplitFromSections, SplitFromLists, SplitFromHook
+    Literal["train", "validation", "test", "unknown"],
+    SplitFromCapture,
+    SplitFromTable,
+    SplitFromSections,
+    SplitFromLists,
+    SplitFromNnunetSplits,
+    SplitFromHook,
 ]
 
 
