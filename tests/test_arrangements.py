@@ -35,7 +35,7 @@ def test_sat_ds_arrangement_gives_the_release_rows(tmp_path):
         assert cat.connect().sql("SELECT arrangement FROM datasets").fetchall() == [(name,)]
         got[name] = _rows(cat)
     assert got["release"] == got["sat_ds"]
-    assert len(got["release"][1]) == 3 * 4  # liver, kidney, spleen, pancreas in each of the 3 scans
+    assert len(got["release"][1]) == 3 * 6  # liver, kidney (+ left, right from the affine), spleen, pancreas per scan
 
 
 def test_two_arrangements_side_by_side_are_an_error_naming_both(tmp_path):
