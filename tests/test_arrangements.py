@@ -74,6 +74,23 @@ def test_arrangement_gives_the_release_rows(key, arrangement, tmp_path, release_
     assert len(rows[0]) == get_spec(key).expect.scans
 
 
+def test_sat_ds_arrangement_gives_the_release_rows(tmp_path):
+    release = generate("abdomenct1k", tmp_path / "release")
+    sat = generate("abdomenct1k", tmp_path / "sat", arrangement="sat_ds")
+    # The two copies really differ on disk: SAT-DS's Images/ + Masks/ against the publisher's parts + Mask/.
+    assert sorted(p.name for p in sat.iterdir()) == ["Images", "Masks"]
+    assert "Mask" in {p.name for p in release.iterdir()}
+    got = {}
+    for name, root in (("release", release), ("sat_ds", sat)):
+        cat = Catalog(tmp_path / f"cat-{name}")
+        s = ingest("abdomenct1k", root, cat, workers=1)
+        assert (s.scans, s.failed, s.arrangement) == (3, 0, name), s.failures
+        assert cat.connect().sql("SELECT arrangement FROM datasets").fetchall() == [(name,)]
+        got[name] = catalog_rows(cat)
+    assert got["release"] == got["sat_ds"]
+    assert len(got["release"][1]) == 3 * len(get_spec("abdomenct1k").expect.classes)  # every class in each of the 3 scans
+
+
 def test_arrangements_are_listed():
     """The SAT-DS arrangements this test covers (a spec that loses its arrangement fails here)."""
     assert {k for k, _ in PAIRS} >= {"abdomenct1k", "ct_org", "pancreas_ct"}
