@@ -189,7 +189,8 @@ def discover_arrangement(
 ) -> tuple[str, list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
     """(arrangement, cases, problems, skipped): ``discover`` in the named arrangement, or in the one
     arrangement of the spec that finds anything under ``root``. Two arrangements that both find scans
-    are two copies of the release side by side: an error naming both, never a silent choice."""
+    are two copies of the release side by side: an error naming both, never a silent choice. Conversions
+    kept beside the release's files (``beside_release``) finding no scan the release lacks are set aside."""
     if arrangement is not None:
         spec.layouts_of(arrangement)  # an unknown name is an error naming the known ones
         return (arrangement, *discover(spec, root, arrangement))
@@ -200,6 +201,9 @@ def discover_arrangement(
             found.append((name, cases, problems, skipped))
     if not found:
         return (RELEASE, [], [], [])
+    if len(found) > 1 and found[0][0] == RELEASE:
+        have = {c.scan_id for c in found[0][1]}
+        found = [f for f in found if f[0] == RELEASE or not (spec.arrangements[f[0]].beside_release and {c.scan_id for c in f[1]} <= have)]
     if len(found) > 1:
         what = "; ".join(f"{name} ({len(c)} scans, e.g. {c[0].images[0] if c else p[0].file})" for name, c, p, _ in found)
         raise SpecError(f"{spec.key}: the root holds the release in {len(found)} arrangements: {what}; choose one with --arrangement")

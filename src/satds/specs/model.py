@@ -230,6 +230,10 @@ class Arrangement(Strict):
     official_split: "OfficialSplit | None" = None  # the split rule here (default: the spec's)
     # Extra files of this arrangement's phantom (path → content as in ``Phantom.files``); None: the spec's.
     phantom_files: dict[str, Any] | None = None
+    # Its files are conversions kept beside the release's own (HaN-Seg's CT converted from .nrrd to .nii.gz
+    # next to it, as SAT-DS asks): a root holding both is the release plus its conversions, not two copies,
+    # so the release's files are read, unless the conversions hold scans the release lacks.
+    beside_release: bool = False
 
     @field_validator("layout", mode="before")
     @classmethod

@@ -38,7 +38,7 @@ def _modality(series_dir: Path) -> str | None:
             try:
                 return str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
             except Exception:
-                return None
+                continue  # not DICOM: SAT-DS's dcm2niix .nii/.json and concat_label.nii.gz sit beside the slices
     return None
 
 

@@ -5,7 +5,7 @@ grid (which ingest does not read)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -50,13 +50,14 @@ def han_seg_writer(spec, layout, root: Path, caps, body, onto) -> None:
     ph = spec.phantom
     case = caps["case"]
     arr, aff = to_file_orientation(body.image, body.affine, ph.orientation, False)
-    write_volume(root / fill(layout.match, caps), _cast(arr, ph.dtype), aff)
+    ct = fill(layout.match, caps)  # the release's .nrrd, or the .nii.gz of SAT-DS's arrangement
+    write_volume(root / ct, _cast(arr, ph.dtype), aff)
     # The MR T1 of the same patient: another scanner, another grid (coarser, shifted), never registered.
     mr_aff = aff.copy()
     mr_aff[:3, :3] *= 2.0
     mr_aff[:3, 3] += (7.0, -5.0, 11.0)
     mr = np.clip(body.image[::2, ::2, ::2] + 1000.0, 0, None) / 4.0
-    write_volume(root / f"set_1/{case}/{case}_IMG_MR_T1.nrrd", _cast(mr, "int16"), mr_aff)
+    write_volume(root / PurePosixPath(ct).parent / f"{case}_IMG_MR_T1.nrrd", _cast(mr, "int16"), mr_aff)
     for e in spec.labels:
         key = str(e.value)
         mask = body.blobs.get(key)

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ..generate import to_file_orientation
+from ..generate import to_file_orientation, write_case
 from ..hooks import writer
 from ..writers import write_dicom_series
 
@@ -23,7 +23,10 @@ def _uid_ending(digits: str, rng: np.random.Generator) -> str:
 def tcia_seg_phantom(spec, layout, root, caps, body, onto) -> None:
     """Write <patient>/<study>/<ct_series>/1-NNN.dcm (the CT), <other_series>/ (another CT series of the same
     study that no SEG references) and <seg_series>/1-1.dcm, a BINARY DICOM-SEG of the painted lesion that
-    keeps only its non-empty frames and references the CT series."""
+    keeps only its non-empty frames and references the CT series. Another arrangement's layout (SAT-DS's
+    NIfTI conversion, CT.nii.gz + SEG.nii.gz) is written by the generic writer at its own templates."""
+    if layout.hook != "tcia_dicom_seg":
+        return write_case(spec, layout, root, caps, body, onto)
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
