@@ -45,7 +45,7 @@ def _header(raw: bytes, path: Path):
         if sizeof not in (348, 540):
             sizeof = int.from_bytes(raw[:4], "big")
         hdr_cls = nib.Nifti2Header if sizeof == 540 else nib.Nifti1Header
-        hdr = hdr_cls.from_fileobj(io.BytesIO(raw), check=False)
+        hdr = hdr_cls.from_fileobj(io.BytesIO(raw[:sizeof]), check=False)  # extensions are not needed
         shape = tuple(int(s) for s in hdr.get_data_shape())
         dtype = hdr.get_data_dtype()
         offset = int(hdr.get_data_offset())
