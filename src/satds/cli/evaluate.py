@@ -17,7 +17,7 @@ def evaluate(
     labels: Annotated[Optional[Path], typer.Option("--labels", help="nnU-Net v2 dataset.json naming the label values.", show_default=False)] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="Task recipe pipelines/NAME.yaml whose 'classes' name labels 1, 2, ...", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Per-case scores: .csv (case,label,class,dsc,nsd,hd95,hd,ref_ml,pred_ml) or .parquet (all columns).", show_default=False)] = None,
-    catalog: Annotated[Optional[Path], typer.Option("--catalog", "-C", help="Append scores to this catalog's 'evaluations' table; cases are looked up in its scans for their dataset.", show_default=False)] = None,
+    catalog: Annotated[Optional[Path], typer.Option("--catalog", "-C", help="Append scores to this (existing) catalog's 'evaluations' table; cases are looked up in its scans for their dataset.", show_default=False)] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset name of every case (overrides the catalog look-up).", show_default=False)] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="NSD tolerance in mm.")] = 1.0,
     resample: Annotated[bool, typer.Option("--resample", help="Resample predictions on another grid onto the reference grid (nearest neighbour).")] = False,
