@@ -58,7 +58,7 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None, ndim:
     if kind == "dicom" and p.name.lower().endswith(FILE_SUFFIXES):
         raise ReadError(f"a folder where a {_suffix(p.name)} file is expected", file=str(p))
     if kind == "dicom" and not any(x.is_file() for x in p.iterdir()):
-        raise ReadError("an empty folder where a DICOM series is expected", file=str(p))
+        raise ReadError("a folder with no files where a DICOM series is expected", file=str(p))
     if kind == "nifti":
         from .nifti import read_nifti
 
