@@ -8,8 +8,8 @@ Policies (also in ``docs/evaluation.md``):
   A prediction without a reference cannot be scored; it is reported and skipped.
 * **Grids.** Before any scoring, every pair's headers are compared by physical geometry. A prediction
   whose voxel centres are the reference's (up to axis order and flips) is aligned to the reference's
-  voxel order. Any other grid is an error naming every such case (nothing is scored), unless ``resample``
-  is set: then the prediction is resampled onto the reference grid by physical space, nearest neighbour.
+  voxel order. Any other grid makes that case an error (below), unless ``resample`` is set: then the
+  prediction is resampled onto the reference grid by physical space, nearest neighbour.
 * **Classes.** From ``dataset.json``, a task recipe, or the values found (:mod:`.labels`).
 * **Distances** use the reference grid's spacing.
 * **Bad cases.** A case that cannot be scored (an unreadable or non-label file, a non-integer
