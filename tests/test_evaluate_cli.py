@@ -46,7 +46,8 @@ def test_csv_columns_exactly(data):
     res = _run("--pred", data / "pred", "--ref", data / "ref", "--labels", data / "dataset.json", "--out", out)
     assert res.exit_code == 0, res.output
     df = pd.read_csv(out)
-    assert list(df.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml"]
+    assert list(df.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "flag", "error"]
+    assert df["error"].isna().all()
     assert len(df) == 4
     assert set(df["class"]) == {"liver", "spleen"}
     assert "class means" in res.output and "liver" in res.output

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from _evaluate_testlib import affine_for, blob, permute_flip
-from satds.errors import GeometryError, SpecError
+from satds.errors import SpecError
 from satds.evaluate.grids import alignment, grid_mismatch, spacing_of
 from satds.evaluate.labels import ClassSpec, from_dataset_json, from_task, parse_ranges, with_ontology
 from satds.evaluate.metrics import score_label_maps
@@ -72,9 +72,10 @@ def test_folder_evaluation_and_missing_cases(folders):
 def test_grid_mismatch_names_the_case(folders):
     other = affine_for((0.8, 1.1, 2.0))
     write_label_map(folders.pred / "c1.nii.gz", folders.pred_arr, other)
-    with pytest.raises(GeometryError) as e:
-        evaluate(folders.pred, folders.ref)
-    assert "c1" in str(e.value) and "--resample" in str(e.value)
+    ev = evaluate(folders.pred, folders.ref)  # the case is an error row; the others are still scored
+    assert list(ev.errors) == ["c1"] and ev.grids["c1"] == "error"
+    assert ev.errors["c1"].startswith("c1: ") and "--resample" in ev.errors["c1"]
+    assert set(_scores(ev, "c2")["flag"]) == {"pred_missing"}
 
 
 def test_resample_onto_reference_grid(folders):
@@ -84,9 +85,9 @@ def test_resample_onto_reference_grid(folders):
     aff[:3, 3] = folders.aff[:3, :3] @ np.array([-0.25, -0.25, -0.25]) + folders.aff[:3, 3]
     write_label_map(folders.pred / "c1.nii.gz", fine, aff)
     assert alignment(fine.shape, aff, SHAPE, folders.aff) is None
-    with pytest.raises(GeometryError):
-        evaluate(folders.pred, folders.ref)
+    assert list(evaluate(folders.pred, folders.ref).errors) == ["c1"]
     ev = evaluate(folders.pred, folders.ref, Options(resample=True))
+    assert not ev.errors
     assert ev.grids["c1"] == "resampled"
     c1 = _scores(ev, "c1")
     assert (c1["dsc"] == 1.0).all() and (c1["hd"] == 0.0).all()

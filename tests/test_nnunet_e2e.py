@@ -66,6 +66,7 @@ def test_export_train_predict_on_cpu(tmp_path):
     import pandas as pd
 
     scores = pd.read_csv(csv)
-    assert list(scores.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml"]
+    assert list(scores.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "flag", "error"]
+    assert scores["error"].isna().all()
     assert set(scores["label"]) <= {1, 2, 3} and (scores["case"] == case).all()
     assert scores["dsc"].dropna().between(0.0, 1.0).all()  # 3 iterations: the loop is real, the model is not

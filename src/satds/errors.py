@@ -40,6 +40,16 @@ class CaseError(SatdsError):
         self.file = self.file or file or ""
         return self
 
+    def relative_to(self, root) -> "CaseError":
+        """Make ``file`` relative to the dataset ``root`` when a reader named it by its absolute path."""
+        import os
+
+        if self.file and os.path.isabs(self.file) and root:
+            rel = os.path.relpath(self.file, root)
+            if rel != "." and not rel.startswith(".."):
+                self.file = rel
+        return self
+
     def __str__(self) -> str:
         where = "/".join(p for p in (self.dataset, self.case) if p)
         parts = [p for p in (where, self.file) if p]

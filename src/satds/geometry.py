@@ -18,8 +18,41 @@ from .errors import GeometryError
 GRID_TOLERANCE = 0.1
 
 
+def affine_problem(affine) -> str | None:
+    """Why an affine cannot place voxels in the world (None when it can).
+
+    NaN/inf entries, a zero voxel spacing or parallel voxel axes would otherwise surface as a library's
+    own words ("SVD did not converge", "Unable to find out axis nan") far from the file that caused them.
+    """
+    a = np.asarray(affine, dtype=np.float64)
+    if a.shape != (4, 4):
+        return f"the affine has shape {a.shape}, not 4x4"
+    if not np.isfinite(a).all():
+        return "the affine holds NaN or infinite values: the header does not say where the voxels are"
+    sp = spacing_of(a)
+    if (sp <= 0).any():
+        axes = ", ".join(str(i) for i in np.flatnonzero(sp <= 0))
+        return f"zero voxel spacing along array axis {axes} (spacing {np.round(sp, 6).tolist()} mm): the header does not say where the voxels are"
+    if abs(np.linalg.det(a[:3, :3])) < 1e-6 * float(np.prod(sp)):
+        return f"the voxel axes are parallel (singular direction matrix {np.round(a[:3, :3] / sp, 4).tolist()})"
+    return None
+
+
+def check_affine(affine) -> np.ndarray:
+    """``affine`` as float64, or a GeometryError saying why it cannot place voxels."""
+    why = affine_problem(affine)
+    if why:
+        raise GeometryError(why)
+    return np.asarray(affine, dtype=np.float64)
+
+
+def _ornt(affine) -> np.ndarray:
+    """nibabel's io_orientation, after checking that the affine places voxels at all."""
+    return nio.io_orientation(check_affine(affine))
+
+
 def axcodes(affine: np.ndarray) -> str:
-    return "".join(nio.aff2axcodes(affine))
+    return "".join(nio.ornt2axcodes(_ornt(affine)))
 
 
 def affine_from_axcodes(codes: str, spacing, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -43,7 +76,7 @@ def reorient(array: np.ndarray, affine: np.ndarray, target: str = "RAS") -> tupl
 
     Returns a *view* (no copy) and the matching affine; the voxel centres do not move in world space.
     """
-    src = nio.io_orientation(affine)
+    src = _ornt(affine)
     dst = nio.axcodes2ornt(tuple(target))
     t = nio.ornt_transform(src, dst)
     return _apply(array, affine, t)
@@ -54,7 +87,7 @@ def reorient_box(lo, hi, shape, affine: np.ndarray, target: str = "RAS") -> tupl
 
     Lets work that is cheap on the stored (contiguous) array, like bounding boxes, skip the reoriented view.
     """
-    t = nio.ornt_transform(nio.io_orientation(affine), nio.axcodes2ornt(tuple(target)))
+    t = nio.ornt_transform(_ornt(affine), nio.axcodes2ornt(tuple(target)))
     lo2, hi2 = np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
     for i, (j, flip) in enumerate(t):
         j = int(j)
@@ -81,7 +114,7 @@ def corners(shape, affine) -> np.ndarray:
 
 def grid_mismatch(shape_a, aff_a, shape_b, aff_b) -> str | None:
     """None when grid b holds the same voxel centres as grid a (up to axis order/flips), else why not."""
-    t = nio.ornt_transform(nio.io_orientation(aff_b), nio.io_orientation(aff_a))
+    t = nio.ornt_transform(_ornt(aff_b), _ornt(aff_a))
     in_shape = tuple(int(s) for s in shape_b[:3])
     out_shape = [0, 0, 0]
     for in_ax, (out_ax, _) in enumerate(t):
@@ -101,7 +134,7 @@ def align_to(array: np.ndarray, affine: np.ndarray, ref_shape, ref_affine) -> np
     why = grid_mismatch(ref_shape, ref_affine, array.shape, affine)
     if why:
         raise GeometryError(f"grid does not match the image: {why}")
-    t = nio.ornt_transform(nio.io_orientation(affine), nio.io_orientation(ref_affine))
+    t = nio.ornt_transform(_ornt(affine), _ornt(ref_affine))
     out, _ = _apply(array, affine, t)
     return out
 

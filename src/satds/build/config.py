@@ -6,9 +6,16 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BUILD_VERSION = "2"
+
+#: Target spacings satds accepts, in mm. Below 0.01 mm (10 µm: beyond any CT, MRI or PET in the collection,
+#: whose finest scans are ~0.1 mm) or above 100 mm a typo is far likelier than intent, and such a grid
+#: would fail every scan (too many voxels, or none).
+SPACING_RANGE_MM = (0.01, 100.0)
 
 
 class Intensity(BaseModel):
@@ -42,6 +49,15 @@ class BuildConfig(BaseModel):
     ct_body_threshold: float = -500.0  # crop box: CT voxels above this HU (plus every labelled voxel)
     intensity: Intensity = Field(default_factory=Intensity)
     compression_level: int = 1  # gzip level for .nii.gz outputs (ISA-L, 0-3)
+
+    @field_validator("spacing")
+    @classmethod
+    def _spacing_in_range(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        lo, hi = SPACING_RANGE_MM
+        for x in v:
+            if not math.isfinite(x) or not lo <= x <= hi:
+                raise ValueError(f"target spacing {list(v)} mm: each value must be a finite number from {lo:g} to {hi:g} mm")
+        return v
 
     def hash(self) -> str:
         blob = json.dumps({"v": BUILD_VERSION, **self.model_dump(mode="json", exclude={"compression_level"})}, sort_keys=True)

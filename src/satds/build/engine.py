@@ -48,6 +48,8 @@ def _recover(folder: Path, want: str) -> dict | None:
     if m.get("build_hash") != want:
         return None
     up = m["update"]
+    if not Path(up["normalised_image"]).is_absolute():
+        return None  # written before paths were stored absolute: rebuild
     if not Path(up["normalised_image"]).exists() or (up.get("normalised_label") and not Path(up["normalised_label"]).exists()):
         return None
     return {"update": up, "annotations": m["annotations"]}
@@ -67,8 +69,13 @@ def build(
 ) -> BuildSummary:
     from .. import parallel
 
+    from ..errors import SatdsError
+
     cfg = config or BuildConfig()
-    out = Path(out_dir) if out_dir else catalog.root / "normalised"
+    if not catalog.root.is_dir():
+        raise SatdsError(f"no catalog at {catalog.root} (satds ingest creates one)")
+    # Paths stored in the catalog are absolute: a catalog must read the same from any working folder.
+    out = (Path(out_dir) if out_dir else catalog.root / "normalised").expanduser().resolve()
     started = now()
     t0 = time.monotonic()
     summary = BuildSummary(new_id("build"))
@@ -79,6 +86,11 @@ def build(
         if datasets:
             where = "WHERE s.dataset IN (SELECT unnest($ds))"
             params = {"ds": [d.lower() for d in datasets]}
+        if datasets:
+            known = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
+            missing = sorted({d.lower() for d in datasets} - known)
+            if missing:
+                raise SatdsError(f"dataset(s) not in the catalog {catalog.root}: {', '.join(missing)} (ingested: {', '.join(sorted(known)) or 'none'})")
         rel = con.sql(f"SELECT s.*, d.root FROM scans s JOIN datasets d USING (dataset) {where} ORDER BY s.scan_id", params=params or None)
         scans = rel.to_arrow_table().to_pylist()
     finally:
@@ -126,6 +138,7 @@ def build(
             summary.built += 1
         else:
             err = res if isinstance(res, CaseError) else CaseError(f"{type(res).__name__}: {res}", dataset=scan["dataset"], case=scan["case_id"])
+            err.relative_to(scan["root"])
             summary.failed += 1
             summary.failures.append(str(err))
             pending["failures"].append(

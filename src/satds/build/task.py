@@ -102,6 +102,7 @@ def normalise_scan(channels: list[Volume], modalities: list[str], labels: AtomLa
         lo, hi = np.zeros(3, int), np.asarray(shape) - 1
     r = respacing(shape, canon_aff, cfg.spacing)
     start, stop = r.out_range(lo, hi)
+    _check_output_size(tuple(int(b - a) for a, b in zip(start, stop)), len(arrays), cfg)
     images = []
     for arr, mod in zip(arrays, modalities):
         res = resample.cubic(arr, r, start, stop) if cfg.image_interpolation == "cubic" else resample.linear(arr, r, start, stop)
@@ -122,6 +123,20 @@ def normalise_scan(channels: list[Volume], modalities: list[str], labels: AtomLa
         out.annotated = set(labels.annotated)
         out.canonicalise(order or {})
     return Normalised(image, out, r.out_affine(start), r, start, stop, lo, hi)
+
+
+def _check_output_size(shape: tuple[int, ...], channels: int, cfg: BuildConfig) -> None:
+    """The respaced grid must stay under the reader's voxel cap: a tiny spacing is one clear error, not an
+    exhausted machine."""
+    from ..io.limits import ENV, max_voxels
+
+    n = int(np.prod(shape, dtype=object)) * channels
+    if n > max_voxels():
+        raise CaseError(
+            f"respacing to {list(cfg.spacing)} mm gives a grid of {shape} = {n:,} voxels, above the limit of "
+            f"{max_voxels():,} (choose a coarser --spacing, or set {ENV})",
+            stage="build",
+        )
 
 
 def build_scan(job: BuildJob) -> dict[str, Any]:

@@ -7,23 +7,38 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, app, catalog_dir, console, dataset_keys, err_console, fail
 
 
 def _spacing(value: str) -> tuple[float, float, float]:
+    """``x,y,z`` in mm: three finite numbers within :data:`satds.build.config.SPACING_RANGE_MM`."""
+    import math
+
+    from ..build.config import SPACING_RANGE_MM
+
+    lo, hi = SPACING_RANGE_MM
     try:
         parts = [float(x) for x in value.split(",")]
     except ValueError:
-        raise typer.BadParameter("give three numbers, e.g. 1,1,3") from None
-    if len(parts) != 3 or min(parts) <= 0:
-        raise typer.BadParameter("give three positive numbers, e.g. 1,1,3")
+        raise typer.BadParameter(f"{value!r}: give three numbers in mm, e.g. 1,1,3") from None
+    if len(parts) != 3:
+        raise typer.BadParameter(f"{value!r}: give three numbers in mm, e.g. 1,1,3")
+    bad = [x for x in parts if not (math.isfinite(x) and lo <= x <= hi)]
+    if bad:
+        raise typer.BadParameter(f"{value!r}: each spacing must be a finite number from {lo:g} to {hi:g} mm (got {', '.join(map(str, bad))})")
     return tuple(parts)  # type: ignore[return-value]
+
+
+def _check_spacing(value: str) -> str:
+    """Option callback: a bad --spacing is a usage error before anything runs."""
+    _spacing(value)
+    return value
 
 
 @app.command("build")
 def build_cmd(
     catalog: CatalogOpt = None,
-    spacing: Annotated[str, typer.Option(help="Target spacing x,y,z in mm (after reorientation).")] = "1,1,3",
+    spacing: Annotated[str, typer.Option(help="Target spacing x,y,z in mm (after reorientation), each from 0.01 to 100.", callback=_check_spacing)] = "1,1,3",
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated dataset keys [default: all ingested].")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Parallel processes [default: all cores].")] = None,
     executor: Annotated[str, typer.Option(help="local (process pool) or dask.")] = "local",
@@ -46,13 +61,15 @@ def build_cmd(
         cfg = BuildConfig(spacing=_spacing(spacing), orientation=orientation.upper(), image_interpolation=image_interpolation, label_interpolation=label_interpolation)
     except Exception as e:
         raise fail(str(e))
-    cat = Catalog(catalog_dir(catalog))
+    root = catalog_dir(catalog)
+    keys = dataset_keys(datasets, root)
+    cat = Catalog(root)
     with Progress(TextColumn("build"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("build", total=None)
         summary = build(
             cat,
             cfg,
-            datasets=[d.strip() for d in datasets.split(",")] if datasets else None,
+            datasets=keys,
             out_dir=out,
             workers=workers,
             executor=executor,
@@ -67,3 +84,7 @@ def build_cmd(
     )
     for f in summary.failures[:20]:
         err_console.print(f"  [red]✗[/red] {f}", highlight=False)
+    if len(summary.failures) > 20:
+        err_console.print(f"  … {len(summary.failures) - 20} more: satds query \"SELECT * FROM failures WHERE stage = 'build'\"")
+    if summary.failed:
+        raise typer.Exit(1)  # every other scan is built; the failures are in the catalog's failures table

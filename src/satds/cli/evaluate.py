@@ -17,7 +17,7 @@ def evaluate(
     labels: Annotated[Optional[Path], typer.Option("--labels", help="nnU-Net v2 dataset.json naming the label values.", show_default=False)] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="Task recipe pipelines/NAME.yaml whose 'classes' name labels 1, 2, ...", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Per-case scores: .csv (case,label,class,dsc,nsd,hd95,hd,ref_ml,pred_ml) or .parquet (all columns).", show_default=False)] = None,
-    catalog: Annotated[Optional[Path], typer.Option("--catalog", "-C", help="Append scores to this catalog's 'evaluations' table; cases are looked up in its scans for their dataset.", show_default=False)] = None,
+    catalog: Annotated[Optional[Path], typer.Option("--catalog", "-C", help="Append scores to this (existing) catalog's 'evaluations' table; cases are looked up in its scans for their dataset.", show_default=False)] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset name of every case (overrides the catalog look-up).", show_default=False)] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="NSD tolerance in mm.")] = 1.0,
     resample: Annotated[bool, typer.Option("--resample", help="Resample predictions on another grid onto the reference grid (nearest neighbour).")] = False,
@@ -34,8 +34,10 @@ def evaluate(
     from ..evaluate import aggregate
     from ..evaluate.labels import from_dataset_json, from_task, parse_ranges
     from ..evaluate.runner import Options, default_threads, evaluate as run_evaluation, lookup_cases, pair_cases, sidecar, write_scores, write_table
-    from .app import console, err_console, fail
+    from .app import console, err_console, fail, require_catalog
 
+    if catalog is not None:
+        require_catalog(catalog, "--catalog")  # only `satds ingest` creates a catalog
     if labels and task:
         raise fail("give --labels or --task, not both")
     try:
@@ -46,6 +48,8 @@ def evaluate(
         raise fail(str(e))
 
     import datetime as _dt
+
+    from rich.markup import escape
 
     started = _dt.datetime.now(_dt.UTC)
     case_info = {}
@@ -94,6 +98,13 @@ def evaluate(
             raise fail(str(e))
 
     summary = _print_summary(console, df, result, include_ref_empty, aggregate, vert or ())
+    if result.errors:
+        summary["errors"] = dict(result.errors)
+        err_console.print(f"[red]error:[/red] {len(result.errors)} case(s) could not be scored (flag 'error' in the scores, left out of every mean):", highlight=False)
+        for msg in list(result.errors.values())[:20]:
+            err_console.print(f"  [red]✗[/red] {escape(msg)}", highlight=False)
+        if len(result.errors) > 20:
+            err_console.print(f"  … {len(result.errors) - 20} more (the 'error' column of --out)", highlight=False)
 
     if catalog is not None:
         from ..catalog import Catalog, new_id, now
@@ -104,6 +115,8 @@ def evaluate(
         cat.write("evaluations", catalog_rows(df, run_id, pred, ref, now()))
         _log_run(cat, run_id, started, summary, pred=pred, ref=ref, labels=labels, task=task, tolerance=tolerance, lcc=lcc_sel, vertebrae=vert, resample=resample, dataset=dataset)
         console.print(f"catalog: {len(df)} evaluation rows, run {run_id}", highlight=False)
+    if result.errors:
+        raise typer.Exit(1)  # every other case is scored and written; the failed ones are named above
 
 
 def _fmt(x, digits=4) -> str:
@@ -115,7 +128,7 @@ def _fmt(x, digits=4) -> str:
 def _print_summary(console, df, result, include_ref_empty, aggregate, vertebra_labels) -> dict:
     from rich.table import Table
 
-    summary: dict = {"cases": int(df["case"].nunique()), "rows": len(df)}
+    summary: dict = {"cases": int(df.loc[df["flag"] != "error", "case"].nunique()), "rows": len(df)}
     if df.empty:
         console.print("no scores")
         return summary

@@ -76,6 +76,7 @@ def nnunet_cmd(
     pseudo: Annotated[Optional[Path], typer.Option("--pseudo", help="Pseudo-label folder from `satds pseudolabel` (policy pseudo).")] = None,
     catalog: CatalogOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and validate only: print the cases, write nothing.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing DatasetNNN_Name/ that holds files satds did not write; those files are moved to replaced-DatasetNNN_Name-<time>/, never deleted.")] = False,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel processes.")] = 1,
 ) -> None:
     """Write an nnU-Net v2 dataset (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json, splits_final.json)."""
@@ -97,7 +98,7 @@ def nnunet_cmd(
     try:
         with Progress(TextColumn(f"export {recipe.folder_name}"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True) as bar:
             t = bar.add_task("export", total=None)
-            res = export_nnunet(cat, recipe, out, pseudo_dir=pseudo, dry_run=dry_run, workers=workers, progress=lambda d, n: bar.update(t, completed=d, total=n))
+            res = export_nnunet(cat, recipe, out, pseudo_dir=pseudo, dry_run=dry_run, overwrite=overwrite, workers=workers, progress=lambda d, n: bar.update(t, completed=d, total=n))
     except (ExportError, SpecError) as e:
         raise fail(str(e))
     plan = res.plan
@@ -118,6 +119,8 @@ def nnunet_cmd(
         console.print(f"dry run: nothing written (would write {res.folder})")
     else:
         console.print(f"wrote {res.folder} ({len(plan.train_case_ids())} training cases, {plan.n_folds} grouped folds in splits_final.json)")
+        if res.replaced is not None:
+            err_console.print(f"[yellow]note:[/yellow] the files satds did not write in the previous {res.folder.name} are kept in {res.replaced}", highlight=False)
 
 
 @app.command("pseudolabel")

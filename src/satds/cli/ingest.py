@@ -32,7 +32,7 @@ def ingest_cmd(
         spec = get_spec(key)
     except SpecError as e:
         raise fail(str(e))
-    cat = Catalog(catalog_dir(catalog))
+    cat = Catalog(catalog_dir(catalog, must_exist=False))  # the one command that creates a catalog
     with Progress(TextColumn(f"ingest {spec.key}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("ingest", total=None)
 

@@ -42,7 +42,7 @@ def train_cmd(
     recipe = load_task(task, raw=root / "nnUNet_raw", partial_labels="pseudo" if pseudo else None, pseudo_labels=str(pseudo) if pseudo else None)
     try:
         res = train(
-            recipe, catalog=Catalog(catalog_dir(catalog)), root=root, config=config, fold=fold, trainer=trainer, device=device,
+            recipe, catalog=Catalog(catalog_dir(catalog, must_exist=False)), root=root, config=config, fold=fold, trainer=trainer, device=device,
             plan=plan, processes=processes, reexport=reexport, pseudo_dir=pseudo, continue_training=continue_training, echo=_echo,
         )
     except (TrainError, ExportError, SpecError) as e:

@@ -4,7 +4,8 @@ Modules:
 
 * :mod:`.surfels` — neighbour codes on the voxel-corner grid and the surfel area of each code;
 * :mod:`.distances` — surface distances between two masks (exact, surface-proportional cost);
-* :mod:`.metrics` — per-structure scores, the empty-mask rule, all classes of two label maps at once;
+* :mod:`.empty` — the empty-mask rule (what every metric is when a side is empty), in one place;
+* :mod:`.metrics` — per-structure scores, all classes of two label maps at once;
 * :mod:`.vertebrae` — vertebra identification rate and localisation distance;
 * :mod:`.aggregate` — class-wise (macro over datasets), region-wise, dataset-wise, CTSpine1K protocol;
 * :mod:`.labels` — which values are scored and their names (dataset.json, task recipe, ontology);
@@ -17,6 +18,7 @@ See ``docs/evaluation.md`` for the definitions and policies.
 from .distances import SurfaceDistances, surface_distances
 from .metrics import (
     BOTH_EMPTY,
+    ERROR,
     METRICS_VERSION,
     PRED_EMPTY,
     PRED_MISSING,
@@ -29,6 +31,7 @@ from .metrics import (
 
 __all__ = [
     "BOTH_EMPTY",
+    "ERROR",
     "METRICS_VERSION",
     "PRED_EMPTY",
     "PRED_MISSING",

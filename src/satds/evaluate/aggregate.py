@@ -6,7 +6,8 @@ All functions take the per-case table (one row per case × class; columns ``case
 * ``both_empty`` rows never count (their metrics are NaN anyway);
 * ``ref_empty`` rows (a structure predicted where the reference has none) do not count unless
   ``include_ref_empty=True`` (then their DSC/NSD of 0 do; their distances are NaN);
-* ``pred_empty``/``pred_missing`` rows count (DSC/NSD 0; distances NaN, so absent from HD means).
+* ``pred_empty``/``pred_missing`` rows count (DSC/NSD 0; distances NaN, so absent from HD means);
+* ``error`` rows (a case that could not be scored) never count.
 
 Definitions, with ``m(c, k, x)`` the metric of class ``c`` in case ``x`` of dataset ``k``:
 
@@ -26,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import BOTH_EMPTY, REF_EMPTY
+from .metrics import BOTH_EMPTY, ERROR, REF_EMPTY
 
 METRICS = ("dsc", "nsd", "hd95", "hd")
 NO_DATASET = ""
@@ -34,7 +35,7 @@ NO_DATASET = ""
 
 def counted(df: pd.DataFrame, include_ref_empty: bool = False) -> pd.DataFrame:
     """The rows that enter averages."""
-    drop = {BOTH_EMPTY} if include_ref_empty else {BOTH_EMPTY, REF_EMPTY}
+    drop = {BOTH_EMPTY, ERROR} if include_ref_empty else {BOTH_EMPTY, REF_EMPTY, ERROR}
     flags = df["flag"] if "flag" in df else pd.Series(None, index=df.index)
     return df[~flags.isin(drop)]
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .empty import VALUES, empty_case
 from .surfels import neighbour_codes, surfel_area_table
 
 
@@ -93,15 +94,24 @@ class SurfaceDistances:
     ref_to_pred: Directed
     pred_to_ref: Directed
 
+    @property
+    def empty(self) -> str | None:
+        """The empty-mask case (:mod:`.empty`): a mask has surfels exactly when it has voxels."""
+        return empty_case(self.ref_to_pred.count == 0, self.pred_to_ref.count == 0)
+
     def surface_dice(self, tolerance_mm: float) -> float:
         """NSD: area of both surfaces within the tolerance of the other, over the total area."""
+        if self.empty:
+            return VALUES[self.empty][1]
         total = self.ref_to_pred.total_area + self.pred_to_ref.total_area
-        if total == 0:
-            return float("nan")
         return (self.ref_to_pred.area_within(tolerance_mm) + self.pred_to_ref.area_within(tolerance_mm)) / total
 
     def hausdorff(self, percent: float = 100.0) -> float:
-        """The larger of the two directed area-weighted percentiles (100: the Hausdorff distance)."""
+        """The larger of the two directed area-weighted percentiles (100: the Hausdorff distance).
+
+        NaN when either mask is empty, whichever (the empty-mask rule of :mod:`.empty`)."""
+        if self.empty:
+            return VALUES[self.empty][3 if percent >= 100 else 2]
         if percent >= 100:
             return max(self.ref_to_pred.max(), self.pred_to_ref.max())
         return max(self.ref_to_pred.percentile(percent), self.pred_to_ref.percentile(percent))

@@ -10,22 +10,17 @@ Definitions (``R`` reference voxels, ``P`` predicted voxels, surfaces and distan
   largest surfel distance in either direction.
 * ``ref_ml``, ``pred_ml``: voxel count times voxel volume.
 
-Empty masks (the rule applied everywhere in satds):
-
-=================  =====  =====  =============  ==============================================
-case               dsc    nsd    hd95, hd       flag and use in aggregates
-=================  =====  =====  =============  ==============================================
-both empty         NaN    NaN    NaN            ``both_empty``: never counted
-reference empty    0      0      NaN            ``ref_empty``: not counted by default (see below)
-prediction empty   0      0      NaN            ``pred_empty``: counted (a missed structure)
-no prediction file 0      0      NaN            ``pred_missing``: like ``pred_empty``
-=================  =====  =====  =============  ==============================================
+Empty masks follow the one rule of :mod:`.empty` (also in ``docs/evaluation.md``): DSC/NSD 0 and
+distances NaN when exactly one side is empty, everything NaN when both are.
 
 A false positive on a structure the reference does not contain has no surface to measure against, so
 its distances are undefined; its DSC/NSD of 0 are stored, but the aggregates of :mod:`.aggregate` leave
 such rows out unless asked (``include_ref_empty=True``), following the CTSpine1K and SAT protocols
 (scores only for structures present in the reference). Distances of a missed structure are NaN and so
 drop out of HD means, while its DSC/NSD of 0 do count.
+
+Label value 0 is the background: a class made of it is an error (:func:`check_classes`), not a class
+that is "empty on both sides".
 """
 
 from __future__ import annotations
@@ -41,13 +36,7 @@ from .distances import SurfaceDistances, bounding_box, embed, margin, surface_di
 
 METRICS_VERSION = "satds-metrics/1 surface-distance-compatible"
 
-BOTH_EMPTY = "both_empty"
-REF_EMPTY = "ref_empty"
-PRED_EMPTY = "pred_empty"
-PRED_MISSING = "pred_missing"
-FLAGS = (BOTH_EMPTY, REF_EMPTY, PRED_EMPTY, PRED_MISSING)
-
-NAN = float("nan")
+from .empty import BOTH_EMPTY, ERROR, FLAGS, NAN, PRED_EMPTY, PRED_MISSING, REF_EMPTY, VALUES, empty_case  # noqa: F401
 
 
 @dataclass
@@ -70,15 +59,21 @@ class Scores:
 
 
 def _empty_scores(ref_n: int, pred_n: int, voxel_ml: float) -> Scores | None:
-    """The scores the empty-mask rule fixes, or None when both masks have voxels."""
-    vol = dict(ref_voxels=ref_n, pred_voxels=pred_n, ref_ml=ref_n * voxel_ml, pred_ml=pred_n * voxel_ml)
-    if ref_n == 0 and pred_n == 0:
-        return Scores(NAN, NAN, NAN, NAN, flag=BOTH_EMPTY, **vol)
-    if ref_n == 0:
-        return Scores(0.0, 0.0, NAN, NAN, flag=REF_EMPTY, **vol)
-    if pred_n == 0:
-        return Scores(0.0, 0.0, NAN, NAN, flag=PRED_EMPTY, **vol)
-    return None
+    """The scores the empty-mask rule (:mod:`.empty`) fixes, or None when both masks have voxels."""
+    flag = empty_case(ref_n == 0, pred_n == 0)
+    if flag is None:
+        return None
+    return Scores(*VALUES[flag], ref_voxels=ref_n, pred_voxels=pred_n, ref_ml=ref_n * voxel_ml, pred_ml=pred_n * voxel_ml, flag=flag)
+
+
+def check_classes(classes: Mapping[int, Sequence[int]]) -> None:
+    """Each class must be made of positive label values: 0 is the background, everywhere outside the classes."""
+    for label, values in classes.items():
+        vals = [int(v) for v in values]
+        if not vals:
+            raise ValueError(f"class {label} has no label values")
+        if any(v <= 0 for v in vals):
+            raise ValueError(f"class {label} is made of label value(s) {vals}: 0 (the background) and negative values cannot make up a class")
 
 
 def missing_prediction(ref_n: int, voxel_ml: float) -> Scores:
@@ -215,6 +210,7 @@ def score_label_maps(
         ref_boxes, pred_boxes = boxes
         if classes is None:
             classes = {v: (v,) for v in sorted(set(ref_boxes) | set(pred_boxes))}
+        check_classes(classes)
 
         def one(item) -> Scores:
             label, values = item

@@ -8,10 +8,14 @@ Policies (also in ``docs/evaluation.md``):
   A prediction without a reference cannot be scored; it is reported and skipped.
 * **Grids.** Before any scoring, every pair's headers are compared by physical geometry. A prediction
   whose voxel centres are the reference's (up to axis order and flips) is aligned to the reference's
-  voxel order. Any other grid is an error naming every such case (nothing is scored), unless ``resample``
-  is set: then the prediction is resampled onto the reference grid by physical space, nearest neighbour.
+  voxel order. Any other grid makes that case an error (below), unless ``resample`` is set: then the
+  prediction is resampled onto the reference grid by physical space, nearest neighbour.
 * **Classes.** From ``dataset.json``, a task recipe, or the values found (:mod:`.labels`).
 * **Distances** use the reference grid's spacing.
+* **Bad cases.** A case that cannot be scored (an unreadable or non-label file, a non-integer
+  prediction, a prediction on another grid without ``resample``) does not stop the run: it gets one row
+  flagged ``error`` with the message in the ``error`` column (metrics NaN, left out of every mean), is
+  listed in :attr:`Evaluation.errors`, and every other case is scored. ``satds evaluate`` then exits 1.
 """
 
 from __future__ import annotations
@@ -24,21 +28,21 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import GeometryError, SatdsError
+from ..errors import CaseError, GeometryError, SatdsError
 from .grids import DEFAULT_TOL_VOXELS, alignment, c_order, grid_mismatch, resample_nearest, spacing_of
 from .labels import ClassSpec, from_values
-from .metrics import METRICS_VERSION, PRED_EMPTY, PRED_MISSING, label_boxes, score_label_maps
+from .metrics import ERROR, METRICS_VERSION, PRED_EMPTY, PRED_MISSING, check_classes, label_boxes, score_label_maps
 from .vertebrae import MAX_DISTANCE_MM, identify, to_world
 from .volumes import list_cases, read_grid, read_label_map
 
 #: The columns of ``--out FILE.csv``, in order.
-CSV_COLUMNS = ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml"]
+CSV_COLUMNS = ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "flag", "error"]
 
 #: Every column of the per-case table (``--out FILE.parquet``).
 COLUMNS = [
     "case", "label", "class", "label_name", "class_id", "class_name", "region", "kind", "dataset", "scan_id",
     "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "ref_voxels", "pred_voxels", "tolerance_mm", "flag",
-    "metrics_version",
+    "error", "metrics_version",
 ]  # fmt: skip
 
 
@@ -69,8 +73,9 @@ class CaseResult:
     case: str
     rows: list[dict]
     vertebrae: list[dict]
-    grid: str  # same | aligned | resampled | missing
+    grid: str  # same | aligned | resampled | missing | error
     unknown_values: list[int]
+    error: str | None = None  # why the case could not be scored
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Evaluation:
     missing_references: list[str]
     grids: dict[str, str]
     unknown_values: dict[str, list[int]]
+    errors: dict[str, str] = field(default_factory=dict)  # case → why it could not be scored
 
 
 def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> tuple[list[Pair], list[str]]:
@@ -88,6 +94,33 @@ def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> tuple[list[Pair], l
     refs, preds = list_cases(ref_dir), list_cases(pred_dir)
     pairs = [Pair(c, refs[c], preds.get(c)) for c in sorted(refs)]
     return pairs, sorted(set(preds) - set(refs))
+
+
+def grid_errors(pairs: Sequence[Pair], options: "Options") -> dict[str, str]:
+    """Per case whose headers already rule it out (unreadable, or another grid without ``resample``): why.
+
+    Only headers are read, so a folder of predictions on the wrong grid costs seconds, not a scoring run.
+    """
+    out = {}
+    for p in pairs:
+        if p.pred is None:
+            continue
+        try:
+            r, q = read_grid(p.ref), read_grid(p.pred)
+        except SatdsError as e:
+            out[p.case] = _message(p, e)
+            continue
+        m = grid_mismatch(r.shape, r.affine, q.shape, q.affine, options.grid_tol)
+        if m and not options.resample:
+            out[p.case] = _message(p, GeometryError(f"prediction is on another grid than the reference ({m}); use --resample to resample it onto the reference grid", file=str(p.pred)))
+    return out
+
+
+def _message(pair: Pair, e: BaseException) -> str:
+    """One line naming the case and the file: ``case: file: message``."""
+    if isinstance(e, CaseError):
+        return str(e.located(case=pair.case))
+    return f"{pair.case}: {type(e).__name__}: {e}"
 
 
 def check_grids(pairs: Sequence[Pair], tol: float = DEFAULT_TOL_VOXELS) -> dict[str, str | None]:
@@ -124,8 +157,34 @@ def _row(case: str, spec: ClassSpec, s, options: Options) -> dict:
         "pred_voxels": s.pred_voxels,
         "tolerance_mm": options.tolerance_mm,
         "flag": s.flag,
+        "error": None,
         "metrics_version": METRICS_VERSION,
     }
+
+
+def error_result(pair: Pair, message: str, options: Options) -> CaseResult:
+    """The one row of a case that could not be scored: flag ``error``, the message, metrics NaN."""
+    info = options.case_info.get(pair.case, {})
+    nan = float("nan")
+    row = {c: None for c in COLUMNS} | {
+        "case": pair.case,
+        "dataset": options.dataset or info.get("dataset"),
+        "scan_id": info.get("scan_id"),
+        **{m: nan for m in ("dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml")},
+        "tolerance_mm": options.tolerance_mm,
+        "flag": ERROR,
+        "error": message,
+        "metrics_version": METRICS_VERSION,
+    }
+    return CaseResult(pair.case, [row], [], "error", [], message)
+
+
+def safe_evaluate_case(pair: Pair, options: Options) -> CaseResult:
+    """:func:`evaluate_case`, with any failure of this one case turned into its error row."""
+    try:
+        return evaluate_case(pair, options)
+    except Exception as e:  # an unreadable file, a fractional label, a library error on odd input
+        return error_result(pair, _message(pair, e), options)
 
 
 def evaluate_case(pair: Pair, options: Options) -> CaseResult:
@@ -210,7 +269,7 @@ def _boxes(ref, pred, threads: int):
 
 def _run(args) -> CaseResult:
     pair, options = args
-    return evaluate_case(pair, options)
+    return safe_evaluate_case(pair, options)
 
 
 def evaluate(
@@ -223,19 +282,20 @@ def evaluate(
 ) -> Evaluation:
     """Score every reference case against its prediction (see the module doc for the policies)."""
     options = options or Options()
+    if options.classes is not None:
+        try:
+            check_classes({c.label: c.values for c in options.classes})
+        except ValueError as e:
+            raise SatdsError(str(e)) from None
     pairs, missing_refs = pair_cases(pred_dir, ref_dir)
     if not pairs:
         raise SatdsError(f"no label maps in {ref_dir}")
-    mismatches = {c: m for c, m in check_grids(pairs, options.grid_tol).items() if m}
-    if mismatches and not options.resample:
-        listed = "; ".join(f"{c}: {m}" for c, m in list(mismatches.items())[:5])
-        more = f" (and {len(mismatches) - 5} more)" if len(mismatches) > 5 else ""
-        raise GeometryError(
-            f"{len(mismatches)} prediction(s) on another grid than their reference: {listed}{more}; "
-            "use --resample to resample predictions onto the reference grid",
-            case=next(iter(mismatches)),
-        )
-    results: list[CaseResult] = []
+    bad = grid_errors(pairs, options)
+    results: list[CaseResult] = [error_result(p, bad[p.case], options) for p in pairs if p.case in bad]
+    for res in results:
+        if progress:
+            progress(res)
+    pairs = [p for p in pairs if p.case not in bad]
     if workers > 1 and len(pairs) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -250,13 +310,14 @@ def evaluate(
                     progress(res)
     else:
         for p in pairs:
-            res = evaluate_case(p, options)
+            res = safe_evaluate_case(p, options)
             results.append(res)
             if progress:
                 progress(res)
+    results.sort(key=lambda r: r.case)  # the order of the reference folder, whatever failed first
     rows = [r for res in results for r in res.rows]
     scores = pd.DataFrame(rows, columns=COLUMNS)
-    scores["label"] = scores["label"].astype("int64")
+    scores["label"] = scores["label"].astype("Int64")  # nullable: an error row has no label
     for c in ("dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "tolerance_mm"):
         scores[c] = scores[c].astype(float)
     vrows = [r for res in results for r in res.vertebrae]
@@ -268,6 +329,7 @@ def evaluate(
         missing_references=missing_refs,
         grids={res.case: res.grid for res in results},
         unknown_values={res.case: res.unknown_values for res in results if res.unknown_values},
+        errors={res.case: res.error for res in results if res.error},
     )
 
 
@@ -322,7 +384,7 @@ def catalog_rows(df: pd.DataFrame, run_id: str, pred_dir, ref_dir, created_at) -
             {
                 "run_id": run_id,
                 "case": r["case"],
-                "label": int(r["label"]),
+                "label": None if pd.isna(r["label"]) else int(r["label"]),
                 "class_id": val(r.get("class_id")),
                 "class_name": val(r.get("class_name")),
                 "dataset": val(r.get("dataset")),

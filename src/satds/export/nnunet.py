@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from .recipe import Recipe
 
 PROVENANCE = "satds_export.json"
 SPLITS = "splits_final.json"
+#: Prefix of the folder that keeps files satds did not write when ``overwrite`` replaces a task folder
+#: (not ``Dataset…``: nnU-Net finds datasets by that prefix).
+REPLACED = "replaced-"
 
 
 @dataclass
@@ -33,6 +37,7 @@ class ExportResult:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     written: bool = False
+    replaced: Path | None = None  # where files satds did not write went (``overwrite``)
 
 
 def folder_problems(out: Path, recipe: Recipe) -> list[str]:
@@ -41,6 +46,52 @@ def folder_problems(out: Path, recipe: Recipe) -> list[str]:
         return []
     clash = [d.name for d in out.glob(f"Dataset{recipe.dataset_id:03d}_*") if d.is_dir() and d.name != recipe.folder_name]
     return [f"{out} already holds {', '.join(clash)} with dataset id {recipe.dataset_id}; pick another dataset_id or remove it"] if clash else []
+
+
+def satds_files(folder: Path) -> set[str] | None:
+    """The files (relative paths) an earlier satds export wrote into ``folder``; None when satds did not
+    write it (no readable ``satds_export.json``)."""
+    try:
+        prov = read_provenance(folder)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(prov, dict) or "cases" not in prov:
+        return None
+    if "files" in prov:
+        return set(prov["files"])
+    # exports written before provenance listed its files: what their cases, channels and ending imply
+    ending = (prov.get("recipe") or {}).get("file_ending", ".nii.gz")
+    n = max(1, len(prov.get("channels") or [None]))
+    files = {"dataset.json", SPLITS, PROVENANCE}
+    for cid, c in prov["cases"].items():
+        tr = c.get("split") == "train"
+        chans = range(1) if c.get("channel") is not None else range(n)
+        files |= {f"{'imagesTr' if tr else 'imagesTs'}/{cid}_{k:04d}{ending}" for k in chans}
+        files |= {f"{'labelsTr' if tr else 'labelsTs'}/{cid}{ending}"}
+    return files
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files in an existing ``folder`` that no satds export wrote (every file when satds did not write it)."""
+    if not folder.is_dir():
+        return []
+    ours = satds_files(folder) or set()
+    entries = (p for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())  # a link counts as a file
+    return sorted(rel for rel in (str(p.relative_to(folder)) for p in entries) if rel not in ours)
+
+
+def target_problems(folder: Path, overwrite: bool) -> list[str]:
+    """An existing ``DatasetNNN_Name/`` is replaced only when satds wrote all of it, or with ``overwrite``."""
+    if folder.exists() and not folder.is_dir():
+        return [f"{folder} exists and is not a folder"]
+    if overwrite or not folder.is_dir():
+        return []
+    theirs = foreign_files(folder)
+    if not theirs:
+        return []
+    listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
+    who = "holds files satds did not write" if satds_files(folder) is not None else "was not written by satds (no satds_export.json)"
+    return [f"{folder} {who}: {listed}; use --overwrite to replace it (those files are then moved to {REPLACED}{folder.name}-<time>/, never deleted)"]
 
 
 def pseudo_stamp(plan: ExportPlan) -> str:
@@ -216,10 +267,16 @@ def export_nnunet(
     *,
     pseudo_dir: str | Path | None = None,
     dry_run: bool = False,
+    overwrite: bool = False,
     workers: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
-    """Export ``recipe`` from ``catalog`` into ``out/DatasetNNN_Name``; raises ExportError listing all problems."""
+    """Export ``recipe`` from ``catalog`` into ``out/DatasetNNN_Name``; raises ExportError listing all problems.
+
+    An existing task folder is replaced when satds wrote every file in it. Otherwise the export is refused,
+    unless ``overwrite``: then the files satds did not write are moved to ``out/replaced-DatasetNNN_Name-<time>/``
+    and only the files satds wrote are deleted.
+    """
     from .. import __version__, parallel
     from ..catalog import now
     from ..ontology import load_ontology
@@ -228,6 +285,7 @@ def export_nnunet(
     plan = plan_export(catalog, recipe, pseudo_dir=pseudo_dir)
     plan.problems += folder_problems(out, recipe)
     folder = out / recipe.folder_name
+    plan.problems += target_problems(folder, overwrite)
     key = plan.export_key(pseudo_stamp(plan))
     result = ExportResult(folder, plan, key, warnings=list(plan.warnings))
     plan.problems += check_dataset_json(dataset_json(plan, len(plan.train_case_ids())))
@@ -314,8 +372,9 @@ def export_nnunet(
             "notes": plan.notes,
             "cases": cases,
         }
+        prov["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [PROVENANCE]
         (tmp / PROVENANCE).write_text(json.dumps(prov, indent=1))
-        _swap_into_place(tmp, folder)
+        result.replaced = _swap_into_place(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -333,14 +392,28 @@ def export_error(recipe: Recipe, problems: list[str]) -> ExportError:
     return err
 
 
-def _swap_into_place(tmp: Path, folder: Path) -> None:
-    old = None
-    if folder.exists():
-        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-        folder.rename(old)
+def _swap_into_place(tmp: Path, folder: Path) -> Path | None:
+    """Move the finished export into place. The previous folder's files that satds wrote are deleted; any
+    other file is kept, moved to ``replaced-<name>-<time>/`` beside it (returned; None when there was none)."""
+    if not folder.exists():
+        tmp.rename(folder)
+        return None
+    old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+    theirs = foreign_files(folder)
+    folder.rename(old)
     tmp.rename(folder)
-    if old is not None:
+    if not theirs:
         shutil.rmtree(old, ignore_errors=True)
+        return None
+    for rel in satds_files(old) or set():
+        if not Path(rel).is_absolute() and ".." not in Path(rel).parts:
+            (old / rel).unlink(missing_ok=True)
+    for d in sorted((p for p in old.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    kept = folder.parent / f"{REPLACED}{folder.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    old.rename(kept)
+    return kept
 
 
 def read_provenance(folder: str | Path) -> dict[str, Any]:

@@ -263,6 +263,7 @@ def ingest(
     batch = _Batcher(catalog)
 
     def fail(err: CaseError, stage: str = "ingest") -> None:
+        err.relative_to(root)  # readers name files by their full path; the error model wants root-relative
         summary.failed += 1
         summary.failures.append(str(err))
         batch.add(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReadError
+from .limits import check_declared
 from .volume import Volume, affine_from_itk
 
 
@@ -38,6 +39,11 @@ def read_itk(path: str | os.PathLike) -> Volume:
     if not path.exists():
         raise ReadError("file not found", file=str(path))
     try:
+        info = sitk.ImageFileReader()
+        info.SetFileName(str(path))
+        info.ReadImageInformation()
+        ncomp = info.GetNumberOfComponents()
+        check_declared(tuple(info.GetSize()) + ((ncomp,) if ncomp > 1 else ()), None, str(path))  # before any voxel is read
         img = sitk.ReadImage(str(path))
     except RuntimeError as e:
         raise ReadError(f"cannot read image ({str(e).strip().splitlines()[-1] if str(e).strip() else e})", file=str(path)) from e

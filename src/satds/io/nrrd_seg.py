@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReadError
+from .limits import check_declared
 from .volume import LPS_TO_RAS, Volume
 
 _SPACES = {
@@ -39,6 +40,12 @@ def read_nrrd(path: str | os.PathLike) -> tuple[Volume, list[Segment]]:
     path = Path(path)
     if not path.exists():
         raise ReadError("file not found", file=str(path))
+    try:
+        sizes = nrrd.read_header(str(path)).get("sizes")
+    except Exception as e:
+        raise ReadError(f"cannot read NRRD header ({e})", file=str(path)) from e
+    if sizes is not None:
+        check_declared(sizes, None, str(path))  # before any voxel is inflated
     try:
         data, hdr = nrrd.read(str(path), index_order="F")
     except Exception as e:  # pynrrd raises several types for broken files

@@ -8,10 +8,25 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GeometryError, ReadError
+from .limits import check_declared
 from .volume import Volume
 
 NIFTI = (".nii", ".nii.gz")
 ITK = (".mha", ".mhd", ".nhdr", ".nrrd", ".mnc", ".hdr")
+#: Names that promise a single file: a folder so named is a mistake, not a DICOM series.
+FILE_SUFFIXES = NIFTI + ITK + (".npy", ".png", ".seg.nrrd")
+
+
+def _check_geometry(shape, affine, path: Path) -> None:
+    """An empty shape or an affine that places no voxel (NaN, zero spacing, parallel axes) is refused here,
+    with the file named, rather than deep in a library later."""
+    from ..geometry import affine_problem
+
+    if any(int(s) < 1 for s in tuple(shape)[:3]):
+        raise ReadError(f"empty volume: shape {tuple(int(s) for s in shape)}", file=str(path))
+    why = affine_problem(affine)
+    if why:
+        raise GeometryError(why, file=str(path))
 
 
 def file_kind(path: str | os.PathLike) -> str:
@@ -40,6 +55,10 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None, ndim:
     if not p.exists():
         raise ReadError("file not found", file=str(p))
     kind = file_kind(p)
+    if kind == "dicom" and p.name.lower().endswith(FILE_SUFFIXES):
+        raise ReadError(f"a folder where a {_suffix(p.name)} file is expected", file=str(p))
+    if kind == "dicom" and not any(x.is_file() for x in p.iterdir()):
+        raise ReadError("a folder with no files where a DICOM series is expected", file=str(p))
     if kind == "nifti":
         from .nifti import read_nifti
 
@@ -62,6 +81,7 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None, ndim:
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
         except Exception as e:
             raise ReadError(f"cannot read .npy ({e})", file=str(p)) from e
+        check_declared(arr.shape, arr.dtype.itemsize, str(p))
         vol = Volume(arr, np.eye(4), {"format": "npy", "path": str(p), "geometry": "missing"})
     else:
         raise ReadError(f"unsupported file type {p.suffix!r}", file=str(p))
@@ -70,9 +90,15 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None, ndim:
         vol.array = vol.array[..., 0]
     if ndim is not None and vol.array.ndim != ndim:
         raise GeometryError(f"expected a {ndim}D volume, found shape {vol.shape}", file=str(p))
+    _check_geometry(vol.array.shape, vol.affine, p)
     if np.issubdtype(vol.array.dtype, np.floating) and vol.array.size and not np.isfinite(vol.array).all():
         vol.meta["nonfinite"] = int((~np.isfinite(vol.array)).sum())
     return vol
+
+
+def _suffix(name: str) -> str:
+    name = name.lower()
+    return next(s for s in sorted(FILE_SUFFIXES, key=len, reverse=True) if name.endswith(s))
 
 
 def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, str]:
@@ -84,9 +110,12 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, s
 
         try:
             img = nib.load(str(p))
-            return tuple(int(s) for s in img.shape), img.affine, str(img.get_data_dtype())
+            shape, affine, dtype = tuple(int(s) for s in img.shape), img.affine, img.get_data_dtype()
         except Exception as e:
             raise ReadError(f"cannot read NIfTI header ({e})", file=str(p)) from e
+        check_declared(shape, dtype.itemsize, str(p))
+        _check_geometry(shape, affine, p)
+        return shape, affine, str(dtype)
     if kind == "itk":
         import SimpleITK as sitk
 
@@ -98,13 +127,17 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, s
             r.ReadImageInformation()
         except RuntimeError as e:
             raise ReadError(f"cannot read header ({e})", file=str(p)) from e
-        size = r.GetSize()
+        size = tuple(int(s) for s in r.GetSize())
         numpy_types = {
             sitk.sitkUInt8: "uint8", sitk.sitkInt8: "int8", sitk.sitkUInt16: "uint16", sitk.sitkInt16: "int16",
             sitk.sitkUInt32: "uint32", sitk.sitkInt32: "int32", sitk.sitkUInt64: "uint64", sitk.sitkInt64: "int64",
             sitk.sitkFloat32: "float32", sitk.sitkFloat64: "float64",
         }
         dtype = numpy_types.get(r.GetPixelID(), str(sitk.GetPixelIDValueAsString(r.GetPixelID())))
-        return tuple(int(s) for s in size), affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin()), dtype
+        ncomp = r.GetNumberOfComponents()
+        check_declared(size + ((ncomp,) if ncomp > 1 else ()), np.dtype(dtype).itemsize if dtype in numpy_types.values() else None, str(p))
+        affine = affine_from_itk(r.GetDirection(), r.GetSpacing(), r.GetOrigin())
+        _check_geometry(size, affine, p)
+        return size, affine, dtype
     vol = read_volume(p, ndim=None)
     return vol.shape, vol.affine, str(vol.array.dtype)

@@ -146,7 +146,7 @@ def run_qc(
     from .check_labels import empty_and_tiny, laterality, volume_outliers
 
     cfg = config or QCConfig()
-    out = Path(out) if out else catalog.root / "qc"
+    out = (Path(out) if out else catalog.root / "qc").expanduser().resolve()  # preview paths are stored: absolute
     started = now()
     t0 = time.monotonic()
     summary = QCSummary(new_id("qc"), out)
