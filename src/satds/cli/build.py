@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, err_console, fail
 
 
 def _spacing(value: str) -> tuple[float, float, float]:
@@ -66,4 +66,4 @@ def build_cmd(
         + f" in {summary.seconds:.1f} s"
     )
     for f in summary.failures[:20]:
-        err_console.print(f"  [red]✗[/red] {f}", highlight=False)
+        err_console.print(f"  [red]✗[/red] {data(f)}", highlight=False)
