@@ -260,6 +260,7 @@ def ingest(
     batch = _Batcher(catalog)
 
     def fail(err: CaseError, stage: str = "ingest") -> None:
+        err.located(dataset=spec.key)
         summary.failed += 1
         summary.failures.append(str(err))
         batch.add(
@@ -287,25 +288,23 @@ def ingest(
         fail(ReadError("the dataset root's path is not valid UTF-8 (shown escaped); rename it or ingest through a symlink with a UTF-8 name", dataset=spec.key, file=str(root)))
     else:
         dataset_classes.cache_clear()
+        cases, problems, skipped = [], [], []
         try:
             dataset_classes(spec.key, str(root))
             cases, problems, skipped = discover(spec, root)
         except CaseError as e:  # a release table (labels, splits) that cannot be read: it names the file
-            fail(e.located(dataset=spec.key))
-            cases, problems, skipped = [], [], []
+            fail(e)
         except SatdsError as e:
             fail(CaseError(str(e), dataset=spec.key, file=str(root)))
-            cases, problems, skipped = [], [], []
         except Exception as e:  # a discovery hook on odd files: one clear failure, not a traceback
             log.debug("discovery of %s failed", spec.key, exc_info=True)
             where = getattr(e, "filename", None)
             fail(ReadError(f"cannot discover the cases ({type(e).__name__}: {e})", dataset=spec.key, file=_rel(where, root) if where else "."))
-            cases, problems, skipped = [], [], []
         summary.skipped = len(skipped)
         for p in problems:
             fail(p)
         cases = _with_utf8_names(cases, fail)
-        if not cases and not problems:
+        if not cases and not summary.failed:
             hint = f" (expected files like {spec.layout[0].match!r})"
             fail(ReadError(f"no scans found under the root{hint}; is this the right folder?", dataset=spec.key, file="."))
 
