@@ -206,6 +206,7 @@ class Catalog:
         bad = [p for ps in live.values() for p in ps if p.problem]
         if bad:
             raise CatalogError(refusal(self.root, bad))
+        _opened[str(self.root)] = None
         con = con or duckdb.connect()
         for table, sch in TABLES.items():
             parts = [p.path for p in live[table]]
@@ -254,6 +255,27 @@ class Catalog:
                 }
             ],
         )
+
+
+# Catalogs this process has read (newest last), for explaining a read error after the fact.
+_opened: dict[str, None] = {}
+
+
+def diagnose(error: BaseException) -> str | None:
+    """When a query failed inside a part's data (its footer was fine), name the damaged part(s).
+
+    Reads check every part's footer before they start; a part damaged further in only shows when DuckDB
+    reads it, with a message that names no file. Then the catalogs this process read are checked fully.
+    """
+    from .repair import check
+
+    if not isinstance(error, duckdb.Error) or isinstance(error, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)):
+        return None
+    for root in reversed(list(_opened)):
+        bad = [b for b in check(Catalog(root)) if b.problem.startswith("damaged")]
+        if bad:
+            return refusal(Path(root), [_parts.Part(b.path, problem=b.problem) for b in bad])
+    return None
 
 
 def refusal(root: Path, bad: list[_parts.Part]) -> str:

@@ -31,8 +31,14 @@ class _Errors(TyperGroup):
             return super().invoke(ctx)
         except SatdsError as e:
             raise fail(str(e)) from None
-        except OSError as e:
-            if e.errno in DISK_FULL:
+        except Exception as e:
+            if type(e).__module__.split(".")[0] in ("duckdb", "_duckdb"):
+                from ..catalog.store import diagnose
+
+                msg = diagnose(e)
+                if msg:
+                    raise fail(msg) from None
+            if isinstance(e, OSError) and e.errno in DISK_FULL:
                 where = f" writing {e.filename}" if e.filename else ""
                 raise fail(f"disk full{where} ({os.strerror(e.errno)}): free some space and run the command again; it resumes where it stopped") from None
             raise

@@ -95,7 +95,7 @@ def repair_cmd(catalog: CatalogOpt = None) -> None:
     console.print(_bad_table([b for b, _ in rep.moved], f"moved {len(rep.moved)} part file(s) to {data(cat.root / 'quarantine')}"))
     for b, _ in rep.moved:
         if b.foreign and b.datasets:
-            console.print(f"  {data(b.path.name)} was not satds's (its rows of {data(', '.join(b.datasets))} were never part of the catalog)", highlight=False)
+            console.print(f"  {data(b.path.name)} was not satds's (its rows of {data(', '.join(b.datasets))} were never part of the catalog)", highlight=False, soft_wrap=True)
     if rep.reingest:
         console.print("[bold]re-ingest[/bold] (the rows these datasets lost come back; unchanged cases are read again only where rows are missing):")
         for ds, why in rep.reingest.items():
@@ -104,4 +104,4 @@ def repair_cmd(catalog: CatalogOpt = None) -> None:
     elif any(not b.foreign for b, _ in rep.moved):
         console.print("no dataset is missing ingest rows (the part was replaced by a merge, or held rows of the tables below)")
     for a in rep.advice:
-        console.print(f"  {data(a)}", highlight=False)
+        console.print(f"  {data(a)}", highlight=False, soft_wrap=True)

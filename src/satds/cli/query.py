@@ -45,7 +45,9 @@ def query_cmd(
             return
         tbl = rel.to_arrow_table()
     except duckdb.Error as e:
-        msg = str(e).strip()
+        from ..catalog.store import diagnose
+
+        msg = diagnose(e) or str(e).strip()
         if not allow_files and "disabled by configuration" in msg:
             msg += f"\n(satds query reaches only files in the catalog folder {cat.root}; --allow-files lifts this)"
         raise fail(msg)
