@@ -206,7 +206,10 @@ class Catalog:
         bad = [p for ps in live.values() for p in ps if p.problem]
         if bad:
             raise CatalogError(refusal(self.root, bad))
+        _opened.pop(str(self.root), None)
         _opened[str(self.root)] = None
+        while len(_opened) > 8:
+            del _opened[next(iter(_opened))]
         con = con or duckdb.connect()
         for table, sch in TABLES.items():
             parts = [p.path for p in live[table]]
