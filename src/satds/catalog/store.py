@@ -207,7 +207,7 @@ class Catalog:
         if bad:
             raise CatalogError(refusal(self.root, bad))
         _opened.pop(str(self.root), None)
-        _opened[str(self.root)] = None
+        _opened[str(self.root)] = time.monotonic()
         while len(_opened) > 8:
             del _opened[next(iter(_opened))]
         con = con or duckdb.connect()
@@ -260,21 +260,24 @@ class Catalog:
         )
 
 
-# Catalogs this process has read (newest last), for explaining a read error after the fact.
-_opened: dict[str, None] = {}
+# Catalogs this process has read, with when (newest last): to explain a read error after the fact.
+_opened: dict[str, float] = {}
 
 
-def diagnose(error: BaseException) -> str | None:
+def diagnose(error: BaseException, roots: Iterable[str | os.PathLike] | None = None, since: float = 0.0) -> str | None:
     """When a query failed inside a part's data (its footer was fine), name the damaged part(s).
 
     Reads check every part's footer before they start; a part damaged further in only shows when DuckDB
-    reads it, with a message that names no file. Then the catalogs this process read are checked fully.
+    reads it, with a message that names no file. Then ``roots`` (default: the catalogs this process read
+    since the monotonic time ``since``) are checked fully.
     """
     from .repair import check
 
-    if not isinstance(error, duckdb.Error) or isinstance(error, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)):
+    skip = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException)
+    if not isinstance(error, duckdb.Error) or isinstance(error, skip):
         return None
-    for root in reversed(list(_opened)):
+    roots = [str(r) for r in roots] if roots is not None else [r for r, t in reversed(_opened.items()) if t >= since]
+    for root in roots:
         bad = [b for b in check(Catalog(root)) if b.problem.startswith("damaged")]
         if bad:
             return refusal(Path(root), [_parts.Part(b.path, problem=b.problem) for b in bad])

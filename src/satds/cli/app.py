@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -27,6 +28,7 @@ class _Errors(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         from ..errors import SatdsError
 
+        started = time.monotonic()
         try:
             return super().invoke(ctx)
         except SatdsError as e:
@@ -35,7 +37,7 @@ class _Errors(TyperGroup):
             if type(e).__module__.split(".")[0] in ("duckdb", "_duckdb"):
                 from ..catalog.store import diagnose
 
-                msg = diagnose(e)
+                msg = diagnose(e, since=started)
                 if msg:
                     raise fail(msg) from None
             if isinstance(e, OSError) and e.errno in DISK_FULL:

@@ -47,7 +47,7 @@ def query_cmd(
     except duckdb.Error as e:
         from ..catalog.store import diagnose
 
-        msg = diagnose(e) or str(e).strip()
+        msg = diagnose(e, [cat.root]) or str(e).strip()
         if not allow_files and "disabled by configuration" in msg:
             msg += f"\n(satds query reaches only files in the catalog folder {cat.root}; --allow-files lifts this)"
         raise fail(msg)
