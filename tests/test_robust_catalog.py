@@ -3,13 +3,10 @@ that reaches for files. Reads name the bad part; repair quarantines it and says 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -19,11 +16,9 @@ from satds.cli import app
 from satds.ingest import ingest
 from satds.phantoms import generate
 
+from _robust import digest, satds_env
+
 runner = CliRunner()
-
-
-def digest(root: Path) -> dict:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def count(cat: Catalog, sql: str):
@@ -159,7 +154,7 @@ def test_two_compactions_and_a_reader_at_once_lose_and_duplicate_nothing(tmp_pat
     cat = Catalog(tmp_path / "cat")
     for i in range(30):
         cat.write("runs", [{"run_id": f"seed-{i}", "command": "test"}])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = satds_env()
     procs = [subprocess.Popen([sys.executable, "-c", COMPACTOR, str(cat.root), tag, "12"], env=env, stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
     reader = subprocess.Popen([sys.executable, "-c", READER, str(cat.root), "40"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     errs = [p.communicate(timeout=240)[1] for p in procs]
@@ -205,7 +200,7 @@ def test_disk_full_is_said_clearly_and_the_catalog_stays_consistent(ingested, tm
         {satds} ingest msd_spleen --root {spleen} -C {mnt}/cat -w 1 >/dev/null
         {satds} query "SELECT dataset, count(*) FROM scans GROUP BY 1 ORDER BY 1" -C {mnt}/cat -f csv
     """)
-    r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], capture_output=True, text=True, env=satds_env(), timeout=300)
     out, err = r.stdout, r.stderr.replace("\n", "")
     assert r.returncode == 0, (out, err)
     assert "Traceback" not in err

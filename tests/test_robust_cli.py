@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from satds.cli import app
 from satds.phantoms import generate
 
+from _robust import satds_env
+
 runner = CliRunner()
 
 
@@ -26,7 +28,7 @@ def liver(tmp_path):
 
 def satds(*args, env=None, **kw) -> subprocess.CompletedProcess:
     """The real command in its own process (its stderr is the real stderr, workers included)."""
-    return subprocess.run([sys.executable, "-m", "satds", *map(str, args)], capture_output=True, text=True, env=env, timeout=300, **kw)
+    return subprocess.run([sys.executable, "-m", "satds", *map(str, args)], capture_output=True, text=True, env=env or satds_env(), timeout=300, **kw)
 
 
 def test_markup_in_file_names_and_values_is_printed_as_is(liver, tmp_path):
@@ -63,7 +65,7 @@ def test_library_warnings_go_to_the_log_and_verbose_shows_them(liver, tmp_path):
     _nifti_with_odd_extension(liver / "imagesTr/liver_0.nii.gz")
     warning = "Extension size is not a multiple of 16 bytes"
     log = tmp_path / "satds.log"
-    env = {**os.environ, "SATDS_LOG": str(log)}
+    env = satds_env(SATDS_LOG=str(log))
     r = satds("ingest", "msd_liver", "--root", liver, "-C", tmp_path / "a", "-w", "2", env=env)  # read in pool workers
     assert r.returncode == 0, r.stderr
     assert warning not in r.stderr and "UserWarning" not in r.stderr
@@ -78,7 +80,7 @@ def test_qc_and_report_write_nothing_under_home(liver, tmp_path):
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "SATDS_LOG")}
+    env = {k: v for k, v in satds_env().items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "SATDS_LOG")}
     env |= {"HOME": str(home), "TMPDIR": str(tmp)}
     cat = tmp_path / "cat"
     script = (

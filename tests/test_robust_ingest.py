@@ -6,7 +6,6 @@ row, the good cases kept and the sources unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,18 +17,9 @@ from satds.cli import app
 from satds.ingest import ingest
 from satds.phantoms import generate
 
+from _robust import digest
+
 runner = CliRunner()
-
-
-def digest(root) -> dict:
-    """Every file under root (names as bytes, so non-UTF-8 names count too) → its content hash."""
-    out = {}
-    for dirpath, _, files in os.walk(os.fsencode(root)):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            with open(p, "rb") as fh:
-                out[p] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def rows(catalog, sql):

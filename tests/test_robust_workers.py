@@ -6,7 +6,6 @@ a watcher finds the process holding the pipe open and sends it SIGKILL, every ti
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 from satds.catalog import Catalog
 from satds.ingest import ingest
 from satds.phantoms import generate
+
+from _robust import digest, satds_env
 
 
 class Killer(threading.Thread):
@@ -59,10 +60,6 @@ class Killer(threading.Thread):
         self.holder.wait()
 
 
-def digest(root: Path) -> dict:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def _pipe_instead_of(path: Path) -> None:
     path.unlink()
     os.mkfifo(path)
@@ -77,7 +74,7 @@ def test_a_killed_ingest_worker_fails_its_case_and_the_run_goes_on(tmp_path):
     try:
         r = subprocess.run(
             [sys.executable, "-m", "satds", "ingest", "msd_liver", "--root", str(liver), "-C", str(tmp_path / "cat"), "-w", "2"],
-            capture_output=True, text=True, timeout=240,
+            capture_output=True, text=True, env=satds_env(), timeout=240,
         )
     finally:
         killer.close()
