@@ -7,6 +7,15 @@ the dataset root, so messages read the same on every machine.
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """A name as satds shows and stores it: bytes that are not UTF-8 (a file name from another system,
+    which Python carries as surrogate escapes) are written as ``\\xff`` escapes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name carried
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class SatdsError(Exception):
     """Base of every error satds raises on purpose."""
 
@@ -53,7 +62,7 @@ class CaseError(SatdsError):
     def __str__(self) -> str:
         where = "/".join(p for p in (self.dataset, self.case) if p)
         parts = [p for p in (where, self.file) if p]
-        return (": ".join(parts) + ": " if parts else "") + self.message
+        return printable((": ".join(parts) + ": " if parts else "") + self.message)
 
 
 class ReadError(CaseError):
@@ -66,6 +75,15 @@ class GeometryError(CaseError):
 
 class LabelError(CaseError):
     """A label value or mask file the spec does not know, NaNs in a mask, an impossible derivation."""
+
+
+class WorkerDied(CaseError):
+    """The process working on a case died (killed by the system, most often for memory) twice: once among
+    others, once alone. The runner records it as that case's failure and starts a new pool."""
+
+
+class CatalogError(SatdsError):
+    """The catalog itself cannot be read or written: a damaged or foreign part file, a full disk."""
 
 
 class ExportError(SatdsError):

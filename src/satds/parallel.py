@@ -1,18 +1,33 @@
 """Run one function over many items: in-process, on a local process pool, or on a Dask cluster.
 
 Results come back as they finish, so callers can write them to the catalog in batches and a killed
-run loses at most the last batch. Exceptions are returned, not raised: one bad item never stops a run.
+run loses at most the last batch. Exceptions are returned, not raised: one bad item never stops a run,
+nor does a worker process the system kills (its item is retried alone, then recorded as failed).
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
+
+from .errors import WorkerDied
+
+DIED = "worker died: the process working on this case was killed (out of memory?), once among others and once alone"
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _worker_init() -> None:
+    """Each worker: one core, and library warnings into satds's log (not between satds's messages)."""
+    from . import log
+
+    _single_thread_env()
+    log.worker_setup()
 
 
 def _single_thread_env() -> None:
@@ -72,6 +87,9 @@ def run(
     if workers <= 1 or len(items) <= 1:
         # One worker is one core, as each pool worker is: library thread pools stay at one thread.
         restore = _itk_threads(1)
+        from . import log
+
+        log.route_itk()
         try:
             for it in items:
                 ok, res = _call(fn, it)
@@ -82,26 +100,71 @@ def run(
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn") if os.environ.get("SATDS_SPAWN") else mp.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_thread_env) as pool:
-        pending = {}
-        it = iter(items)
-        # Keep at most 2x workers tasks in flight so memory stays bounded on huge datasets.
-        for x in it:
-            pending[pool.submit(_call, fn, x)] = x
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                x = pending.pop(fut)
-                try:
-                    ok, res = fut.result()
-                except BaseException as e:  # a worker died (e.g. killed for memory)
-                    ok, res = False, e
-                yield x, ok, res
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending[pool.submit(_call, fn, nxt)] = nxt
+    yield from _run_pool(fn, items, workers, ctx)
+
+
+def _run_pool(fn: Callable, items: list, workers: int, ctx) -> Iterator[tuple[Any, bool, Any]]:
+    """The local process pool. When a worker dies (the OOM killer's SIGKILL), the pool breaks and every
+    item in flight fails with it: those run again one at a time, each alone in a fresh pool, and one
+    that kills its worker again is that item's failure (:class:`WorkerDied`); then a new pool goes on."""
+    queue = deque(items)
+    while queue:
+        suspects: list = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+            pending: dict = {}
+            while queue or pending:
+                # Keep at most 2x workers tasks in flight so memory stays bounded on huge datasets.
+                while queue and len(pending) < 2 * workers:
+                    x = queue.popleft()
+                    try:
+                        pending[pool.submit(_call, fn, x)] = x
+                    except BrokenProcessPool:
+                        queue.appendleft(x)
+                        break
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    x = pending.pop(fut)
+                    ok, res, died = _outcome(fut)
+                    if died:
+                        suspects.append(x)
+                        broken = True
+                    else:
+                        yield x, ok, res
+                if broken:  # the others in flight share the broken pool's fate
+                    for fut, x in pending.items():
+                        ok, res, died = _outcome(fut)
+                        if died:
+                            suspects.append(x)
+                        else:
+                            yield x, ok, res
+                    break
+        for x in suspects:
+            ok, res = _alone(fn, x, ctx)
+            yield x, ok, res
+
+
+def _outcome(fut) -> tuple[bool, Any, bool]:
+    """(ok, result or exception, whether the worker process died)."""
+    try:
+        ok, res = fut.result()
+    except BrokenProcessPool:
+        return False, None, True
+    except BaseException as e:  # the result could not be sent back (e.g. not picklable)
+        return False, e, False
+    return ok, res, False
+
+
+def _alone(fn: Callable, item: Any, ctx) -> tuple[bool, Any]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init) as pool:
+        try:
+            return pool.submit(_call, fn, item).result()
+        except BrokenProcessPool:
+            return False, WorkerDied(DIED)
+        except BaseException as e:
+            return False, e
 
 
 def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) -> Iterator[tuple[Any, bool, Any]]:
@@ -116,14 +179,14 @@ def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) ->
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        client.run(_single_thread_env)
+        client.run(_worker_init)
         futs = {client.submit(_call, fn, x, pure=False): x for x in items}
         for fut in as_completed(futs):
             x = futs[fut]
             try:
                 ok, res = fut.result()
             except BaseException as e:
-                ok, res = False, e
+                ok, res = False, WorkerDied(DIED) if type(e).__name__ == "KilledWorker" else e
             yield x, ok, res
     finally:
         client.close()

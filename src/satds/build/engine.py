@@ -137,7 +137,7 @@ def build(
             commit(scan, res)
             summary.built += 1
         else:
-            err = res if isinstance(res, CaseError) else CaseError(f"{type(res).__name__}: {res}", dataset=scan["dataset"], case=scan["case_id"])
+            err = res.located(dataset=scan["dataset"], case=scan["case_id"]) if isinstance(res, CaseError) else CaseError(f"{type(res).__name__}: {res}", dataset=scan["dataset"], case=scan["case_id"])
             err.relative_to(scan["root"])
             summary.failed += 1
             summary.failures.append(str(err))

@@ -1,13 +1,19 @@
 """The catalog on disk: one folder per table of immutable Parquet parts, and DuckDB views over them.
 
 Why part files: many workers append results, and a killed run must never leave a half-written table.
-Each write is a new file (temp name, then rename), so readers see a part entirely or not at all. The
-views below turn the append-only history into current state.
+Each write is a new file (temp name, fsync, then rename), so readers see a part entirely or not at all;
+a full disk leaves no part and says so. The views below turn the append-only history into current state.
+Reads refuse part files satds did not write or cannot read, naming them (:mod:`.parts`); compaction is
+safe beside other writers and readers; ``satds catalog check|repair`` (:mod:`.repair`) finds and
+quarantines bad parts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
+import fcntl
 import json
 import os
 import threading
@@ -20,7 +26,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import CatalogError
+from . import parts as _parts
 from .schema import TABLES, schema
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 _gen_lock = threading.Lock()
 _last_gen = 0
@@ -106,8 +116,16 @@ class Catalog:
         return self.root / table
 
     def parts(self, table: str) -> list[Path]:
-        d = self.table_dir(table)
-        return sorted(d.glob("*.parquet")) if d.exists() else []
+        """The table's current part files (damaged or foreign ones included: reads refuse those)."""
+        return [p.path for p in self.live_parts(table)]
+
+    def live_parts(self, table: str) -> list[_parts.Part]:
+        """The table's current parts with what their footers say (parts a merge replaced are left out)."""
+        return _parts.scan(self.table_dir(table), table)[0]
+
+    def problems(self, tables: Iterable[str] | None = None) -> list[_parts.Part]:
+        """Current parts that reads refuse: damaged, foreign, or of another table (footers only)."""
+        return [p for t in (tables or TABLES) for p in self.live_parts(t) if p.problem]
 
     # ------------------------------------------------------------------ writing
     def write(self, table: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> Path | None:
@@ -122,40 +140,81 @@ class Catalog:
             extra = set().union(*(r.keys() for r in rows)) - set(sch.names)
             if extra:
                 raise ValueError(f"{table}: unknown column(s) {sorted(extra)}")
-            tbl = pa.Table.from_pylist([dict(r) for r in rows], schema=sch)
+            try:
+                tbl = pa.Table.from_pylist([dict(r) for r in rows], schema=sch)
+            except UnicodeEncodeError:
+                raise CatalogError(f"{table}: a value is not valid UTF-8: {_first_unencodable(rows)}") from None
         if tbl.num_rows == 0:
             return None
+        return self._write(table, tbl)
+
+    def _write(self, table: str, tbl: pa.Table, replaces: list[str] | tuple[str, ...] = ()) -> Path:
         d = self.table_dir(table)
-        d.mkdir(parents=True, exist_ok=True)
         final = d / f"part-{new_gen():020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = d / f".{final.name}.tmp"
-        pq.write_table(tbl, tmp, compression="zstd")
-        os.replace(tmp, final)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                pq.write_table(tbl.replace_schema_metadata(_parts.footer(table, replaces)), f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())  # the rename must never publish a part whose bytes are not on disk
+            os.replace(tmp, final)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            if e.errno in _DISK_FULL:
+                raise CatalogError(
+                    f"disk full: cannot write a part of table {table} in {d} ({os.strerror(e.errno)}). "
+                    "Nothing was half-written; free some space and run the command again: it resumes where it stopped."
+                ) from None
+            raise
         return final
 
-    def compact(self, table: str) -> int:
-        """Merge a table's parts into one file; returns how many parts were merged."""
-        parts = self.parts(table)
-        if len(parts) < 2:
+    def compact(self, table: str, *, wait: bool = True, keep_s: float = _parts.KEEP_REPLACED_S) -> int:
+        """Merge a table's current parts into one; returns how many were merged (0: nothing to do).
+
+        Safe while other processes write and read: one compaction per table at a time (a lock file; with
+        ``wait=False`` a busy table is skipped), the merged part names the parts it replaces so readers
+        switch in one rename, and replaced parts are deleted only ``keep_s`` seconds later. A table with a
+        damaged or foreign part is not compacted (``satds catalog repair`` first).
+        """
+        d = self.table_dir(table)
+        if not d.is_dir():
             return 0
-        tbl = pa.concat_tables([pq.read_table(p).cast(schema(table)) for p in parts])
-        self.write(table, tbl)
-        for p in parts:
-            p.unlink(missing_ok=True)
-        return len(parts)
+        with _table_lock(d, wait) as locked:
+            if not locked:
+                return 0
+            _parts.purge_replaced(d, table, keep_s)
+            live = self.live_parts(table)
+            if len(live) < 2 or any(p.problem for p in live):
+                return 0
+            sch = schema(table)
+            try:
+                tbl = pa.concat_tables([_parts.conform(pq.read_table(p.path), sch) for p in live])
+            except (OSError, pa.ArrowException) as e:  # data pages damaged behind a readable footer
+                raise CatalogError(f"{table}: cannot compact, a part cannot be read ({e}); run satds catalog check") from None
+            self._write(table, tbl, replaces=[p.path.name for p in live])
+            return len(live)
 
     def maybe_compact(self, threshold: int = 64) -> dict[str, int]:
-        """Compact every table with more than ``threshold`` parts (keeps view creation fast)."""
-        return {t: self.compact(t) for t in TABLES if len(self.parts(t)) > threshold}
+        """Compact every table with more than ``threshold`` parts (keeps view creation fast); never waits."""
+        return {t: self.compact(t, wait=False) for t in TABLES if len(self.parts(t)) > threshold}
 
     # ------------------------------------------------------------------ reading
     def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per table (and ``coverage``, ``ontology``)."""
+        live = {t: self.live_parts(t) for t in TABLES}
+        bad = [p for ps in live.values() for p in ps if p.problem]
+        if bad:
+            raise CatalogError(refusal(self.root, bad))
+        _opened.pop(str(self.root), None)
+        _opened[str(self.root)] = time.monotonic()
+        while len(_opened) > 8:
+            del _opened[next(iter(_opened))]
         con = con or duckdb.connect()
         for table, sch in TABLES.items():
-            parts = self.parts(table)
+            parts = [p.path for p in live[table]]
             if parts:
-                files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+                files = ", ".join("'" + os.path.abspath(p).replace("'", "''") + "'" for p in parts)
                 con.execute(f"CREATE OR REPLACE VIEW _raw_{table} AS SELECT * FROM read_parquet([{files}], union_by_name=true)")
             else:
                 con.register(f"_empty_{table}", sch.empty_table())
@@ -201,6 +260,69 @@ class Catalog:
         )
 
 
+# Catalogs this process has read, with when (newest last): to explain a read error after the fact.
+_opened: dict[str, float] = {}
+
+
+def diagnose(error: BaseException, roots: Iterable[str | os.PathLike] | None = None, since: float = 0.0) -> str | None:
+    """When a query failed inside a part's data (its footer was fine), name the damaged part(s).
+
+    Reads check every part's footer before they start; a part damaged further in only shows when DuckDB
+    reads it, with a message that names no file. Then ``roots`` (default: the catalogs this process read
+    since the monotonic time ``since``) are checked fully.
+    """
+    from .repair import check
+
+    skip = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException)
+    if not isinstance(error, duckdb.Error) or isinstance(error, skip):
+        return None
+    roots = [str(r) for r in roots] if roots is not None else [r for r, t in reversed(_opened.items()) if t >= since]
+    for root in roots:
+        bad = [b for b in check(Catalog(root)) if b.problem.startswith("damaged")]
+        if bad:
+            return refusal(Path(root), [_parts.Part(b.path, problem=b.problem) for b in bad])
+    return None
+
+
+def refusal(root: Path, bad: list[_parts.Part]) -> str:
+    """The error a read gives when the catalog holds parts it will not merge."""
+    lines = [f"  {p.path.parent.name}/{p.path.name}: {p.problem}" for p in bad[:10]]
+    if len(bad) > 10:
+        lines.append(f"  ... {len(bad) - 10} more")
+    return (
+        f"the catalog at {root} holds {len(bad)} part file(s) satds will not read:\n" + "\n".join(lines)
+        + f"\nrun `satds catalog repair --catalog {root}` to move them to {root / 'quarantine'}; it says what to re-ingest."
+    )
+
+
+@contextlib.contextmanager
+def _table_lock(folder: Path, wait: bool):
+    """An exclusive lock on one table folder (``.lock``); yields False when busy and ``wait`` is False."""
+    with open(folder / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _first_unencodable(rows: list[Mapping[str, Any]]) -> str:
+    from ..errors import printable
+
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"column {k} = {printable(v)!r}"
+    return "(in a nested value)"
+
+
 def _register_ontology(con: duckdb.DuckDBPyConnection) -> None:
     from ..ontology import load_ontology
 
@@ -233,6 +355,15 @@ def _register_ontology(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.register("_ontology_arrow", pa.Table.from_pylist(rows, schema=sch))
     con.execute("CREATE OR REPLACE VIEW ontology AS SELECT * FROM _ontology_arrow")
+
+
+def restrict_files(con: duckdb.DuckDBPyConnection, root: str | os.PathLike) -> None:
+    """Let SQL on ``con`` open files only inside the catalog folder (reads of its parts; a ``COPY`` into
+    it, which the next read refuses as foreign), and lock that setting."""
+    folder = os.path.realpath(root).replace("'", "''")
+    con.execute(f"SET allowed_directories = ['{folder}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def connect(root: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:

@@ -1,17 +1,54 @@
-"""The one ``satds`` command. Subcommand modules register on :data:`app`; heavy imports stay inside them."""
+"""The one ``satds`` command. Subcommand modules register on :data:`app`; heavy imports stay inside them.
+
+Every command runs inside :class:`_Errors`: an error satds raises on purpose (``SatdsError``), a full disk,
+or a dead worker pool prints one line and exits 1, never a traceback. Text that comes from data (paths,
+ids, values, error messages) is printed through :func:`data` or as :class:`rich.text.Text`, so a ``[``
+in a file name is shown, not taken for console markup.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+class _Errors(TyperGroup):
+    """The top-level group: turns the errors a user can act on into one clear line."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from ..errors import SatdsError
+
+        started = time.monotonic()
+        try:
+            return super().invoke(ctx)
+        except SatdsError as e:
+            raise fail(str(e)) from None
+        except Exception as e:
+            if type(e).__module__.split(".")[0] in ("duckdb", "_duckdb"):
+                from ..catalog.store import diagnose
+
+                msg = diagnose(e, since=started)
+                if msg:
+                    raise fail(msg) from None
+            if isinstance(e, OSError) and e.errno in DISK_FULL:
+                where = f" writing {e.filename}" if e.filename else ""
+                raise fail(f"disk full{where} ({os.strerror(e.errno)}): free some space and run the command again; it resumes where it stopped") from None
+            raise
+
 
 app = typer.Typer(
     name="satds",
+    cls=_Errors,
     help="Public 3D medical segmentation datasets as one clean, queryable, leakage-free collection.",
     no_args_is_help=True,
     add_completion=False,
@@ -25,6 +62,28 @@ CatalogOpt = Annotated[
     Optional[Path],
     typer.Option("--catalog", "-C", help="Catalog directory [default: $SATDS_CATALOG or ./catalog].", show_default=False),
 ]
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show library warnings (nibabel, ITK, numpy, pydicom) and satds's debug records on stderr; they always go to the log file.")] = False,
+) -> None:
+    from .. import log
+
+    done = log.setup(verbose)
+    path = os.environ[log.LOG_ENV]
+
+    def close() -> None:
+        if done() > 0 and not verbose:
+            err_console.print(f"[dim]library warnings were written to {data(path)} (satds --verbose shows them)[/dim]", highlight=False, soft_wrap=True)
+
+    ctx.call_on_close(close)
+
+
+def data(value: Any) -> str:
+    """Text from data (a path, an id, a value, an error message), escaped for rich markup."""
+    return escape(str(value))
 
 
 def catalog_dir(value: Path | None, *, must_exist: bool = True) -> Path:
@@ -88,5 +147,5 @@ def dataset_keys(value: str | None, catalog: Path) -> list[str] | None:
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, dataset_keys, err_console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, dataset_keys, err_console, fail
 
 
 def _spacing(value: str) -> tuple[float, float, float]:
@@ -83,7 +83,7 @@ def build_cmd(
         + f" in {summary.seconds:.1f} s"
     )
     for f in summary.failures[:20]:
-        err_console.print(f"  [red]✗[/red] {f}", highlight=False)
+        err_console.print(f"  [red]✗[/red] {data(f)}", highlight=False)
     if len(summary.failures) > 20:
         err_console.print(f"  … {len(summary.failures) - 20} more: satds query \"SELECT * FROM failures WHERE stage = 'build'\"")
     if summary.failed:

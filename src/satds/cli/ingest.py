@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, err_console, fail
 
 
 @app.command("ingest")
@@ -45,14 +45,15 @@ def ingest_cmd(
         + (f" ({summary.reused} unchanged, reused)" if summary.reused else "")
         + (f", {summary.skipped} skipped by the spec" if summary.skipped else "")
         + (f", [red]{summary.failed} failed[/red]" if summary.failed else "")
-        + f" → {cat.root}"
+        + f" → {data(cat.root)}",
+        highlight=False,
     )
     for f in summary.failures[:20]:
-        err_console.print(f"  [red]✗[/red] {f}", highlight=False)
+        err_console.print(f"  [red]✗[/red] {data(f)}", highlight=False, soft_wrap=True)
     if len(summary.failures) > 20:
-        err_console.print(f"  … {len(summary.failures) - 20} more: satds query \"SELECT * FROM failures\"")
+        err_console.print(f"  … {len(summary.failures) - 20} more: satds query \"SELECT * FROM failures\"", highlight=False)
     for n in summary.notes[:10]:
-        console.print(f"  [dim]note: {n}[/dim]", highlight=False)
+        console.print(f"  [dim]note: {data(n)}[/dim]", highlight=False, soft_wrap=True)
     if summary.failed and not summary.scans:
         raise typer.Exit(1)
 
@@ -70,7 +71,7 @@ def dataset_rows() -> list[dict]:
             classes = [onto[c].name for c in dataset_classes(spec.key, "").all_classes()]
         except Exception as e:  # a spec whose classes do not resolve is listed, flagged
             classes = []
-            err_console.print(f"[yellow]warning:[/yellow] {spec.key}: {e}", highlight=False)
+            err_console.print(f"[yellow]warning:[/yellow] {spec.key}: {data(e)}", highlight=False)
         rows.append(
             {
                 "key": spec.key,
@@ -107,7 +108,8 @@ def datasets_cmd(
         t.add_column(col, overflow="fold")
     for r in rows:
         cls = ", ".join(r["classes"])
-        t.add_row(r["key"], r["modality"], r["region"], str(r["scans"] or "?"), f"{len(r['classes'])}: {cls[:60]}{'…' if len(cls) > 60 else ''}", r["licence"] + ("" if r["redistributable"] else " (no redistribution)"), "yes" if r["implemented"] else "no")
+        cells = (r["key"], r["modality"], r["region"], str(r["scans"] or "?"), f"{len(r['classes'])}: {cls[:60]}{'…' if len(cls) > 60 else ''}", r["licence"] + ("" if r["redistributable"] else " (no redistribution)"), "yes" if r["implemented"] else "no")
+        t.add_row(*map(data, cells))
     console.print(t)
 
 
@@ -119,11 +121,15 @@ def phantom_cmd(
     arrangement: Annotated[str, typer.Option("--arrangement", "-a", help="Write the release in this arrangement ('release': the publisher's; others as the spec lists them).")] = "release",
 ) -> None:
     """Write a tiny synthetic copy of a dataset's native layout (for trying satds without downloads)."""
+    from ..errors import SpecError
     from ..phantoms import generate
     from ..specs import get_spec
 
-    spec = get_spec(key)
+    try:
+        spec = get_spec(key)
+    except SpecError as e:
+        raise fail(str(e))
     if arrangement not in spec.arrangement_names:
         raise fail(f"{spec.key} has no arrangement {arrangement!r}; it has: {', '.join(spec.arrangement_names)}")
     generate(spec.key, out, seed=seed, arrangement=arrangement)
-    console.print(f"phantom of {spec.key} ({arrangement}) written to {out}")
+    console.print(f"phantom of {spec.key} ({arrangement}) written to {data(out)}", highlight=False)

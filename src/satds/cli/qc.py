@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, dataset_keys, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, dataset_keys, fail
 
 
 @app.command("qc")
@@ -35,7 +35,7 @@ def qc_cmd(
             s = run_qc(cat, datasets=keys, out=out, workers=workers, source=source, previews=previews, progress=lambda d, t: bar.update(task, completed=d, total=t))
         except ValueError as e:
             raise fail(str(e)) from None
-    console.print(f"QC run {s.run_id}: {s.scans} scans, {s.previews} previews in {s.out}/previews, {s.seconds:.1f} s" + (f", {s.failed} failed" if s.failed else ""))
+    console.print(f"QC run {s.run_id}: {s.scans} scans, {s.previews} previews in {data(s.out)}/previews, {s.seconds:.1f} s" + (f", {s.failed} failed" if s.failed else ""))
     sev = ", ".join(f"{s.severities.get(k, 0)} {k}" for k in ("error", "warning", "info"))
     console.print(f"flags: {sev}" + (f"  ({s.carried} carried over from other datasets)" if s.carried else ""))
     if show > 0:
@@ -50,9 +50,9 @@ def qc_cmd(
             for c in ("severity", "check", "scan", "message"):
                 t.add_column(c, overflow="fold")
             for sev_, chk, sid, msg in rows:
-                t.add_row(f"[red]{sev_}[/red]" if sev_ == "error" else f"[yellow]{sev_}[/yellow]", chk, sid, msg)
+                t.add_row(f"[red]{sev_}[/red]" if sev_ == "error" else f"[yellow]{sev_}[/yellow]", data(chk), data(sid), data(msg))
             console.print(t)
-    console.print(f"next: satds report --catalog {cat.root} --out report.html")
+    console.print(f"next: satds report --catalog {data(cat.root)} --out report.html", highlight=False)
     if s.failed:
         raise typer.Exit(1)  # the other scans were checked; the failed ones are listed above and in qc_flags
 
@@ -70,4 +70,4 @@ def report_cmd(
 
     cat = Catalog(catalog_dir(catalog))
     p = write_report(cat, out, max_previews=max_previews, gallery=gallery)
-    console.print(f"report: {p.resolve()} ({p.stat().st_size / 1e6:.1f} MB)")
+    console.print(f"report: {data(p.resolve())} ({p.stat().st_size / 1e6:.1f} MB)", highlight=False)

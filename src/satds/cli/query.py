@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, fail
 
 
 @app.command("query")
@@ -17,51 +17,69 @@ def query_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet")] = "table",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the result to a file instead of printing.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to print in table format.")] = 200,
+    allow_files: Annotated[bool, typer.Option("--allow-files", help="Let the SQL read and write files anywhere (read_csv, COPY ... TO, ATTACH). By default it reaches only the catalog's folder.")] = False,
 ) -> None:
-    """Run SQL over the catalog and print a table (or write csv/json/parquet)."""
+    """Run SQL over the catalog and print a table (or write csv/json/parquet).
+
+    The SQL is DuckDB's, with the catalog's tables as views. By default it can open no file outside the
+    catalog folder (DuckDB's enable_external_access is off, the catalog is the one allowed directory, the
+    setting is locked); --allow-files lifts that. A file that SQL writes into the catalog is not a part of
+    it: the next read refuses it by name (satds catalog repair moves it aside).
+    """
     import duckdb
 
     from ..catalog import Catalog
+    from ..catalog.store import restrict_files
 
-    con = Catalog(catalog_dir(catalog)).connect()
-    try:
-        rel = con.sql(sql)
-    except duckdb.Error as e:
-        raise fail(str(e).strip())
-    if rel is None:
-        return
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise fail(f"unknown format {fmt!r} (table, csv, json or parquet)")
     if fmt == "parquet" and out is None:
         raise fail("--format parquet needs --out FILE")
-    if out is not None:
+    cat = Catalog(catalog_dir(catalog))
+    con = cat.connect()
+    if not allow_files:
+        restrict_files(con, cat.root)
+    try:
+        rel = con.sql(sql)
+        if rel is None:
+            return
+        tbl = rel.to_arrow_table()
+    except duckdb.Error as e:
+        from ..catalog.store import diagnose
+
+        msg = diagnose(e, [cat.root]) or str(e).strip()
+        if not allow_files and "disabled by configuration" in msg:
+            msg += f"\n(satds query reaches only files in the catalog folder {cat.root}; --allow-files lifts this)"
+        raise fail(msg)
+    if out is not None:  # written by satds, not by the SQL: the one file outside the catalog the user named
         out.parent.mkdir(parents=True, exist_ok=True)
-        if fmt in ("table", "csv"):
-            rel.write_csv(str(out))
-        elif fmt == "parquet":
-            rel.write_parquet(str(out))
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(tbl, out)
         elif fmt == "json":
-            out.write_text(rel.df().to_json(orient="records", indent=1))
+            out.write_text(tbl.to_pandas().to_json(orient="records", indent=1))
         else:
-            raise fail(f"unknown format {fmt!r}")
-        console.print(f"wrote {out}")
+            tbl.to_pandas().to_csv(out, index=False)
+        console.print(f"wrote {data(out)}", highlight=False)
         return
-    df = rel.df()
+    df = tbl.to_pandas()
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
         typer.echo(df.to_json(orient="records", indent=1))
-    elif fmt == "table":
+    else:
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(show_lines=False)
         for c in df.columns:
-            t.add_column(str(c), overflow="fold")
+            t.add_column(Text(str(c)), overflow="fold")
         for row in df.head(limit).itertuples(index=False):
-            t.add_row(*[_fmt(v) for v in row])
+            t.add_row(*[Text(_fmt(v)) for v in row])
         console.print(t)
         if len(df) > limit:
             console.print(f"[dim]{len(df) - limit} more rows (use --limit or --format csv)[/dim]")
-    else:
-        raise fail(f"unknown format {fmt!r}")
 
 
 def _fmt(v) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CaseError, SpecError
+from ..errors import CaseError, ReadError, SpecError
 from ..specs.model import (
     RELEASE,
     DatasetSpec,
@@ -61,12 +62,14 @@ class SplitResolver:
         if isinstance(r, SplitFromTable):
             path = root / r.table
             if path.exists():
-                with path.open(newline="") as f:
-                    sample = f.read(4096)
-                    f.seek(0)
-                    sep = r.sep or (";" if sample.count(";") > sample.count(",") else ",")
-                    for row in csv.DictReader(f, delimiter=sep):
+                text = _release_text(spec, root, r.table)
+                sample = text[:4096]
+                sep = r.sep or (";" if sample.count(";") > sample.count(",") else ",")
+                try:
+                    for row in csv.DictReader(io.StringIO(text, newline=""), delimiter=sep):
                         self.table[str(row.get(r.key_column, "")).strip()] = str(row.get(r.column, "")).strip()
+                except csv.Error as e:
+                    raise ReadError(f"the release's split table is not valid CSV ({e})", dataset=spec.key, file=r.table) from None
         elif isinstance(r, SplitFromSections):
             from ..resources import specs_dir
 
@@ -74,7 +77,7 @@ class SplitResolver:
             path = next((c for c in candidates if c.is_file()), specs_dir() / r.shipped if r.shipped else candidates[0])
             if path.exists():
                 section = None
-                for line in path.read_text().splitlines():
+                for line in _release_text(spec, root, path).splitlines():
                     line = line.strip()
                     if not line:
                         continue
@@ -88,9 +91,9 @@ class SplitResolver:
                 import json
 
                 try:
-                    data = json.loads(path.read_text())
+                    data = json.loads(_release_text(spec, root, r.lists))
                 except ValueError as e:
-                    raise SpecError(f"{spec.key}: split file {r.lists} is not valid JSON ({e})") from None
+                    raise ReadError(f"the release's split file is not valid JSON ({e})", dataset=spec.key, file=r.lists) from None
                 if not isinstance(data, dict):
                     raise SpecError(f"{spec.key}: split file {r.lists} must map split names to lists of cases")
                 for section, names in data.items():
@@ -138,6 +141,16 @@ class SplitResolver:
         if value not in SPLITS:
             raise SpecError(f"{self.spec.key}: split value {value!r} is not one of {sorted(SPLITS)}")
         return value
+
+
+def _release_text(spec: DatasetSpec, root: Path, path: str | Path) -> str:
+    """A text file of the release (a split table): one that cannot be read is an error naming it."""
+    p = root / path
+    try:
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        rel = p.relative_to(root) if p.is_relative_to(root) else p
+        raise ReadError(f"the release's split table cannot be read ({type(e).__name__}: {e})", dataset=spec.key, file=str(rel)) from None
 
 
 def _skipped(spec: DatasetSpec, case_id: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..catalog import Catalog, new_gen, new_id, now
-from ..errors import CaseError, ReadError, SatdsError
+from ..errors import CaseError, ReadError, SatdsError, WorkerDied, printable
 from ..labels import AtomLabels, DatasetClasses, read_label_table, resolve_classes
 from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec, spec_hash
@@ -31,6 +32,7 @@ from .discover import CaseFiles, discover_arrangement
 from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
 
 INGEST_VERSION = "1"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,7 +59,11 @@ def dataset_classes(key: str, root: str, arrangement: str = RELEASE) -> DatasetC
     if lt:
         p = Path(root) / lt.file
         if p.exists():
-            table = read_label_table(p, lt.format)
+            try:
+                table = read_label_table(p, lt.format)
+            except ReadError as e:
+                e.file = lt.file  # relative to the root, as every failure names its file
+                raise e.located(dataset=spec.key)
     return resolve_classes(spec, load_ontology(), table)
 
 
@@ -263,6 +269,7 @@ def ingest(
     batch = _Batcher(catalog)
 
     def fail(err: CaseError, stage: str = "ingest") -> None:
+        err.located(dataset=spec.key)
         err.relative_to(root)  # readers name files by their full path; the error model wants root-relative
         summary.failed += 1
         summary.failures.append(str(err))
@@ -271,9 +278,9 @@ def ingest(
             [
                 {
                     "dataset": spec.key,
-                    "case": err.case,
+                    "case": printable(err.case),
                     "scan_id": None,
-                    "file": err.file,
+                    "file": printable(err.file),
                     "stage": stage,
                     "error_type": type(err).__name__,
                     "error": str(err),
@@ -287,18 +294,27 @@ def ingest(
     cases: list[CaseFiles] = []
     if not root.is_dir():
         fail(ReadError("dataset root does not exist or is not a folder", dataset=spec.key, file=str(root)))
+    elif _unencodable(str(root)):
+        fail(ReadError("the dataset root's path is not valid UTF-8 (shown escaped); rename it or ingest through a symlink with a UTF-8 name", dataset=spec.key, file=str(root)))
     else:
         dataset_classes.cache_clear()
+        cases, problems, skipped = [], [], []
         try:
             summary.arrangement, cases, problems, skipped = discover_arrangement(spec, root, arrangement)
             dataset_classes(spec.key, str(root), summary.arrangement)
+        except CaseError as e:  # a release table (labels, splits) that cannot be read: it names the file
+            fail(e)
         except SatdsError as e:
             fail(CaseError(str(e), dataset=spec.key, file=str(root)))
-            cases, problems, skipped = [], [], []
+        except Exception as e:  # a discovery hook on odd files: one clear failure, not a traceback
+            log.debug("discovery of %s failed", spec.key, exc_info=True)
+            where = getattr(e, "filename", None)
+            fail(ReadError(f"cannot discover the cases ({type(e).__name__}: {e})", dataset=spec.key, file=_rel(where, root) if where else "."))
         summary.skipped = len(skipped)
         for p in problems:
             fail(p)
-        if not cases and not problems and not summary.failed:
+        cases = _with_utf8_names(cases, fail)
+        if not cases and not summary.failed:
             hint = f" (expected files like {spec.layout[0].match!r})"
             fail(ReadError(f"no scans found under the root{hint}; is this the right folder?", dataset=spec.key, file="."))
 
@@ -308,7 +324,9 @@ def ingest(
     for case in cases:
         hashes[case.scan_id] = stat_key(spec, case, root, onto.version)
         old = prev_scans.get(case.scan_id)
-        if old is not None and old.get("stat_key") == hashes[case.scan_id] and (old.get("fingerprint") or not full):
+        # Reuse a case whose inputs did not change, unless rows it needs are gone (a quarantined part).
+        complete = old is not None and (old.get("label_kind") == "none" or (case.scan_id, old["gen"]) in prev_ann)
+        if complete and old.get("stat_key") == hashes[case.scan_id] and (old.get("fingerprint") or not full):
             gen = new_gen()
             for r in prev_ann.get((case.scan_id, old["gen"]), []):
                 batch.add("annotations", [{**r, "ingest_id": ingest_id, "gen": gen}])
@@ -333,7 +351,7 @@ def ingest(
             summary.notes += [f"{case.case_id}: {n}" for n in res["notes"]]
         else:
             err = res if isinstance(res, CaseError) else CaseError(f"{type(res).__name__}: {res}", dataset=spec.key, case=case.case_id, file=case.images[0])
-            fail(err.located(dataset=spec.key, case=case.case_id))
+            fail(err.located(dataset=spec.key, case=case.case_id, file=case.images[0] if isinstance(err, WorkerDied) else None))
         done += 1
         if progress:
             progress(done, total)
@@ -361,7 +379,7 @@ def ingest(
                 "licence": spec.licence,
                 "redistributable": spec.redistributable,
                 "url": spec.url,
-                "root": str(root),
+                "root": printable(str(root)),
                 "arrangement": summary.arrangement,
                 "spec_hash": spec_hash(spec),
                 "ingest_id": ingest_id,
@@ -381,3 +399,31 @@ def ingest(
 
 def _task(key: str, root: str, full: bool, case: CaseFiles) -> dict[str, Any]:
     return ingest_case(key, root, case, full)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _with_utf8_names(cases: list[CaseFiles], fail: Callable[[CaseError], None]) -> list[CaseFiles]:
+    """The cases whose file names and ids are valid UTF-8; each other one becomes a failure (the catalog
+    stores UTF-8 text: a name from another system's encoding is shown with its bytes escaped)."""
+    ok = []
+    for case in cases:
+        bad = next((n for n in [*case.all_files, case.case_id, case.patient_id, case.scan_id] if n and _unencodable(n)), None)
+        if bad is None:
+            ok.append(case)
+        else:
+            fail(ReadError("the file name is not valid UTF-8 (its bytes are shown escaped); rename it to ingest this case", case=case.case_id, file=bad))
+    return ok
+
+
+def _rel(path: str | os.PathLike, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except (ValueError, OSError):
+        return str(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import OntologyError, SpecError
+from ..errors import OntologyError, ReadError, SpecError
 from ..ontology import Ontology
 from ..specs.model import DatasetSpec
 
@@ -157,14 +157,32 @@ def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | N
 
 
 def read_label_table(path, fmt: str) -> dict[str, int]:
-    """Name → value from a release's label table (``msd``: dataset.json ``labels`` {value: name})."""
-    import json
+    """Name → value from a release's label table (``msd``: dataset.json ``labels`` {value: name}).
+
+    A table that cannot be read (not UTF-8, broken JSON, not a mapping, a value that is not a number) is
+    a :class:`ReadError` naming the file: every case depends on it.
+    """
     from pathlib import Path
 
     p = Path(path)
+    if fmt not in ("msd", "json_map", "csv"):
+        raise SpecError(f"unknown label table format {fmt!r}")
+    try:
+        return _parse_label_table(p, fmt)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReadError(f"the release's label table cannot be read ({e.__class__.__name__}: {e})", file=str(p)) from None
+    except ValueError as e:  # json.JSONDecodeError, int() of a non-number, csv.Error
+        raise ReadError(f"the release's label table is not valid {'CSV' if fmt == 'csv' else 'JSON'} ({e})", file=str(p)) from None
+
+
+def _parse_label_table(p, fmt: str) -> dict[str, int]:
+    import json
+
     if fmt in ("msd", "json_map"):
-        data = json.loads(p.read_text())
-        labels = data.get("labels", data) if fmt == "msd" else data
+        data = json.loads(p.read_text(encoding="utf-8"))
+        labels = data.get("labels", data) if fmt == "msd" and isinstance(data, dict) else data
+        if not isinstance(labels, dict):
+            raise ValueError(f"expected an object mapping values and names, found {type(labels).__name__}")
         out: dict[str, int] = {}
         for k, v in labels.items():
             if str(k).lstrip("-").isdigit():  # {value: name} (Decathlon)
@@ -172,9 +190,10 @@ def read_label_table(path, fmt: str) -> dict[str, int]:
             elif isinstance(v, int):  # {name: value} (nnU-Net v2 style)
                 out[str(k)] = int(v)
         return out
-    if fmt == "csv":
-        import csv
+    import csv
 
-        with p.open(newline="") as f:
+    with p.open(newline="", encoding="utf-8") as f:
+        try:
             return {row[1]: int(row[0]) for row in csv.reader(f) if row and row[0].strip().isdigit()}
-    raise SpecError(f"unknown label table format {fmt!r}")
+        except (csv.Error, IndexError) as e:
+            raise ValueError(f"{e.__class__.__name__}: {e}") from None

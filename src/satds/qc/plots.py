@@ -12,12 +12,9 @@ SEVERITY_COLORS = {"error": "#c62828", "warning": "#ef8f00", "info": "#1e6fb8"}
 
 
 def _plt():
-    import matplotlib
+    from .mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _png(fig, dpi: int = 90) -> bytes:

@@ -95,10 +95,9 @@ def _slices(a: np.ndarray, centre) -> list[np.ndarray]:
 
 def render_preview(scan: BuiltScan, classes: list[ClassInfo], path: str | Path, cfg: QCConfig | None = None) -> PreviewInfo:
     """Write the scan's preview PNG to ``path``."""
-    import matplotlib
+    from .mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Patch
 
     cfg = cfg or QCConfig()
