@@ -66,13 +66,15 @@ def test_library_warnings_go_to_the_log_and_verbose_shows_them(liver, tmp_path):
     warning = "Extension size is not a multiple of 16 bytes"
     log = tmp_path / "satds.log"
     env = satds_env(SATDS_LOG=str(log))
-    r = satds("ingest", "msd_liver", "--root", liver, "-C", tmp_path / "a", "-w", "2", env=env)  # read in pool workers
+    # --headers-only: nibabel reads the header (and warns about the extension) in the pool workers; the full
+    # read's own NIfTI parser skips extensions and so has nothing to warn about.
+    r = satds("ingest", "msd_liver", "--root", liver, "--headers-only", "-C", tmp_path / "a", "-w", "2", env=env)
     assert r.returncode == 0, r.stderr
     assert warning not in r.stderr and "UserWarning" not in r.stderr
     assert f"library warnings were written to {log} (satds --verbose shows them)" in r.stderr.replace("\n", "")
     assert warning in log.read_text() and "py.warnings" in log.read_text()
     assert "3 scans ingested" in r.stdout
-    r = satds("--verbose", "ingest", "msd_liver", "--root", liver, "-C", tmp_path / "b", "-w", "1", env=env)
+    r = satds("--verbose", "ingest", "msd_liver", "--root", liver, "--headers-only", "-C", tmp_path / "b", "-w", "1", env=env)
     assert r.returncode == 0 and warning in r.stderr
 
 
