@@ -78,3 +78,16 @@ def voxel_of(world: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, float]:
     ijk = np.stack([world[:, 0] * inv[a, 0] + world[:, 1] * inv[a, 1] + world[:, 2] * inv[a, 2] + inv[a, 3] for a in range(3)], axis=-1)
     idx = np.rint(ijk)
     return idx.astype(np.int64), float(np.abs(ijk - idx).max(initial=0.0))
+
+
+def stored_affine(folder: Path) -> np.ndarray:
+    """RAS+ affine of a series' stored slices (column, row, slice) from its headers: sheared when tilted."""
+    slices = series(folder)
+    p0 = np.asarray(slices[0].ImagePositionPatient, dtype=float)
+    iop = np.asarray(slices[0].ImageOrientationPatient, dtype=float)
+    dy, dx = (float(v) for v in slices[0].PixelSpacing)
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1] = iop[:3] * dx, iop[3:] * dy
+    lps[:3, 2] = (np.asarray(slices[-1].ImagePositionPatient, dtype=float) - p0) / (len(slices) - 1)
+    lps[:3, 3] = p0
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _dicom_testlib import gantry_series, hu, pixel_world, series, shear_series, source_digest, voxel_of
+from _dicom_testlib import gantry_series, hu, pixel_world, series, shear_series, source_digest, stored_affine, voxel_of
+from satds.errors import GeometryError
 from satds.geometry import corners, deshear, grid_mismatch, reorient, shear_of
 from satds.ingest import dataset_classes, discover, ingest
 from satds.ingest.read import load_channels, load_labels
@@ -171,15 +172,7 @@ def test_a_mask_on_the_sheared_grid_follows_and_one_on_neither_grid_is_refused(t
     # The sheared case's label: same voxels, header moved with the slices it was drawn on.
     [untilted] = load_channels(spec, sheared_case, root)
     angle = [shear_series(root / c.images[0], rows_per_slice=1.0) for c in (sheared_case, stale_case)][1]
-    slices = series(root / sheared_case.images[0])
-    p0 = np.asarray(slices[0].ImagePositionPatient, dtype=float)
-    iop = np.asarray(slices[0].ImageOrientationPatient, dtype=float)
-    dy, dx = (float(v) for v in slices[0].PixelSpacing)
-    lps = np.eye(4)
-    lps[:3, 0], lps[:3, 1] = iop[:3] * dx, iop[3:] * dy
-    lps[:3, 2] = (np.asarray(slices[-1].ImagePositionPatient, dtype=float) - p0) / (len(slices) - 1)
-    lps[:3, 3] = p0
-    sheared = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    sheared = stored_affine(root / sheared_case.images[0])
     label_path = root / sheared_case.label
     lab = nib.load(label_path)
     lab_arr = np.asarray(lab.dataobj)
@@ -204,3 +197,30 @@ def test_a_mask_on_the_sheared_grid_follows_and_one_on_neither_grid_is_refused(t
     assert off < 1e-3
     assert got.sum() == len(ijk) > 0
     assert got[idx[:, 0], idx[:, 1], idx[:, 2]].all()
+
+
+def test_plethora_masks_of_a_tilted_ct_follow_it(tmp_path):
+    """NSCLC-Radiomics with a tilted CT: PleThora masks on the stored slices (dcm2niix's uncorrected array, in
+    RPI order) land where those slices are; a mask of any other shape is refused naming the tilt."""
+    from satds.ingest.quirks.nsclc import MASK_AXCODES, read_plethora
+
+    spec = get_spec("nsclc")
+    root = generate("nsclc", tmp_path / "root")
+    case = discover(spec, root)[0][0]
+    angle = shear_series(root / case.images[0], rows_per_slice=1.0)
+    [image] = load_channels(spec, case, root)
+    assert image.meta["gantry_tilt_deg"] == pytest.approx(angle, abs=1e-3) and angle > 10
+    # The stored slices' grid from the headers, in the masks' RPI voxel order.
+    stored, rpi = reorient(np.empty((40, 36, 20), dtype=np.uint8), stored_affine(root / case.images[0]), MASK_AXCODES)
+    pieces = {p.key: p.array for p in read_plethora(case, spec, root, image)}
+    for key, rel in case.label_files.items():
+        arr = np.asarray(nib.load(root / rel).dataobj)
+        assert arr.shape == stored.shape != image.spatial_shape
+        ijk = np.argwhere(arr > 0)
+        idx, off = voxel_of((rpi @ np.c_[ijk, np.ones(len(ijk))].T).T[:, :3], image.affine)
+        assert off < 1e-3 and len(ijk) > 0
+        assert pieces[key].sum() == len(ijk) and pieces[key][idx[:, 0], idx[:, 1], idx[:, 2]].all()
+    rel = next(iter(case.label_files.values()))
+    nib.save(nib.Nifti1Image(np.zeros((7, 7, 7), np.uint8), np.eye(4)), root / rel)
+    with pytest.raises(GeometryError, match=r"mask shape \(7, 7, 7\) is not the CT's .* gantry tilt of"):
+        read_plethora(case, spec, root, image)
