@@ -222,7 +222,7 @@ def shear_of(shape, affine: np.ndarray) -> Shear:
     along = float(step @ normal)
     in_plane = step - along * normal
     angle = float(np.degrees(np.arctan2(np.linalg.norm(in_plane), abs(along))))
-    per_slice = (float(step @ u) / sp[0], float(step @ v) / sp[1])
+    per_slice = (float(step @ u / sp[0]), float(step @ v / sp[1]))
     return Shear(angle, per_slice, float(np.linalg.norm(in_plane)) * max(int(shape[2]) - 1, 0))
 
 

@@ -11,6 +11,7 @@ positions themselves, so the reader can resample a tilted series onto an orthogo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -61,9 +62,8 @@ def series_geometry(files: list[str], where: str) -> SeriesGeometry | None:
     ReadError/GeometryError naming ``where``; a tilt is not an error (the reader corrects it).
     """
     import pydicom
-    from pathlib import Path
 
-    tags = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "PixelPaddingValue", "RescaleSlope", "RescaleIntercept"]
+    tags = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "PixelPaddingValue", "PixelRepresentation", "RescaleSlope", "RescaleIntercept"]
     pos, iops = [], []
     first = None
     for f in files:
@@ -75,7 +75,8 @@ def series_geometry(files: list[str], where: str) -> SeriesGeometry | None:
             return None
         pos.append(p)
         iops.append(o)
-        first = first or ds
+        if first is None:
+            first = ds
     pos, iops = np.asarray(pos), np.asarray(iops)
     if np.abs(iops - iops[0]).max() > 1e-3:
         raise GeometryError("slices of the DICOM series have different orientations (ImageOrientationPatient)", file=where)
@@ -87,7 +88,7 @@ def series_geometry(files: list[str], where: str) -> SeriesGeometry | None:
                 file=where,
             )
     spacing = _floats(first, "PixelSpacing", 2, Path(files[0]).name, where)
-    if spacing is None or len(files) < 2:
+    if spacing is None or len(files) < 2 or "Rows" not in first or "Columns" not in first:
         return None
     u, v = iops[0][:3], iops[0][3:]
     step = (pos[-1] - pos[0]) / (len(files) - 1)
