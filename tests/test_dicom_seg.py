@@ -134,8 +134,10 @@ def test_a_seg_of_an_unknown_type_is_named(root, catalog):
     ds = pydicom.dcmread(root / SEG1)
     ds.SegmentationType = "HEATMAP"
     ds.save_as(root / SEG1)
+    digest = source_digest(root)
     s = ingest("adrenal_acc_ki67", root, catalog, workers=1)
     assert (s.scans, s.failed) == (1, 1)
+    assert source_digest(root) == digest
     [(case, kind, file, msg)] = catalog.connect().execute('SELECT "case", error_type, file, error FROM failures').fetchall()
     assert (case, kind, file) == (CASE1, "ReadError", SEG1)
     assert "unsupported SEG type HEATMAP (satds reads BINARY, FRACTIONAL, LABELMAP)" in msg

@@ -102,6 +102,8 @@ def untilt(vol: Volume, geo, where: str) -> Volume:
         return vol
     if vol.array.ndim != 3 or vol.spatial_shape != geo.shape:
         raise GeometryError(f"tilted DICOM series ({geo.shear.angle_deg:.2f} degrees) whose pixel data is not one slice per file: cannot correct the tilt", file=where)
+    if np.abs(vol.affine[:3, 3] - geo.affine[:3, 3]).max() > 1e-3:  # SimpleITK's first slice is the headers' first
+        raise GeometryError(f"tilted DICOM series ({geo.shear.angle_deg:.2f} degrees) read in another slice order than its positions: cannot correct the tilt", file=where)
     # dcm2niix pads with PixelPaddingValue, else the darkest voxel, and never blends padding into tissue.
     fill = geo.padding if geo.padding is not None else (float(vol.array.min()) if vol.array.size else 0.0)
     arr, aff = deshear(vol.array, geo.affine, fill=fill, padding=geo.padding)
