@@ -228,3 +228,111 @@ def resample_to_grid(array: np.ndarray, affine: np.ndarray, ref_shape, ref_affin
     interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
     out = sitk.Resample(src, ref, sitk.Transform(), interp, fill, src.GetPixelID())
     return np.ascontiguousarray(sitk.GetArrayFromImage(out).transpose(2, 1, 0))
+
+
+# ---------------------------------------------------------------------- sheared grids (gantry tilt)
+@dataclass(frozen=True)
+class Shear:
+    """How far a grid's slice step leans away from its slice normal (a CT gantry tilt).
+
+    ``per_slice`` is the in-plane shift of each slice relative to the previous one, in voxels along the
+    first two axes; ``angle_deg`` the angle between the slice step and the normal of the slice plane;
+    ``displacement_mm`` how far the last slice sits from where an orthogonal stack would put it.
+    """
+
+    angle_deg: float
+    per_slice: tuple[float, float]
+    displacement_mm: float
+
+
+def shear_of(shape, affine: np.ndarray) -> Shear:
+    """The shear of a grid whose first two axes span the slice plane and whose third steps between slices."""
+    a = np.asarray(affine, dtype=np.float64)[:3, :3]
+    sp = spacing_of(affine)
+    u, v, step = a[:, 0] / sp[0], a[:, 1] / sp[1], a[:, 2]
+    normal = np.cross(u, v)
+    normal /= np.linalg.norm(normal)
+    along = float(step @ normal)
+    in_plane = step - along * normal
+    angle = float(np.degrees(np.arctan2(np.linalg.norm(in_plane), abs(along))))
+    per_slice = (float(step @ u / sp[0]), float(step @ v / sp[1]))
+    return Shear(angle, per_slice, float(np.linalg.norm(in_plane)) * max(int(shape[2]) - 1, 0))
+
+
+def deshear(
+    array: np.ndarray, affine: np.ndarray, *, nearest: bool = False, fill: float = 0.0, padding: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(array, affine)`` of a sheared stack of slices resampled onto an orthogonal grid, as dcm2niix does.
+
+    The output keeps each input slice's plane and in-plane axes (same voxel size) and steps between
+    slices along the plane normal; every slice is shifted in its plane by its share of the shear, with
+    linear interpolation (``nearest`` for labels). The output keeps the first slice's voxel lattice and
+    grows by the total shift (rounded up to whole voxels) so that no input voxel is cut off. Voxels no input slice covers get ``fill``. Integer
+    input stays integer (rounded). ``padding`` is a value that marks "no data" (DICOM PixelPaddingValue):
+    never blended, the nearest voxel wins where it is one of the two neighbours (dcm2niix's rule). The
+    first two axes must be orthogonal (DICOM rows and columns).
+    """
+    arr = np.asarray(array)
+    aff = np.asarray(affine, dtype=np.float64)
+    sp = spacing_of(aff)
+    u, v = aff[:3, 0] / sp[0], aff[:3, 1] / sp[1]
+    if abs(float(u @ v)) > 1e-3:
+        raise GeometryError(f"the slice plane's axes are not orthogonal (cosine {float(u @ v):.4f}): cannot untilt")
+    normal = np.cross(u, v)
+    along = float(aff[:3, 2] @ normal)
+    if abs(along) < 1e-6 * sp[2]:
+        raise GeometryError("slices are stacked within their own plane: no volume")
+    nk = arr.shape[2]
+    shift = np.asarray(shear_of(arr.shape, aff).per_slice)  # voxels per slice along axes 0 and 1
+    offsets = np.arange(nk)[:, None] * shift[None, :]  # (nk, 2): in-plane position of each slice
+    # The output keeps the first slice's in-plane voxel lattice, grown by whole voxels towards the shear
+    # (dcm2niix's grid: its origin moves by whole rows when the shear runs backwards).
+    lo = np.floor(offsets.min(axis=0) + 1e-6)
+    grow = (np.ceil(offsets.max(axis=0) - 1e-6) - lo).astype(int)
+    out_shape = (arr.shape[0] + int(grow[0]), arr.shape[1] + int(grow[1]), nk, *arr.shape[3:])
+    out_aff = aff.copy()
+    out_aff[:3, 2] = along * normal
+    out_aff[:3, 3] = aff[:3, 3] + lo[0] * aff[:3, 0] + lo[1] * aff[:3, 1]
+    integer = np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool
+    work = arr.dtype if nearest else np.float32
+    out = np.full(out_shape, fill, dtype=work)
+    for k in range(nk):
+        # Output voxel (i, j) of slice k lies on input voxel (i + lo - offset_k) of that slice.
+        plane = np.asarray(arr[:, :, k], dtype=work)
+        for axis in (0, 1):
+            plane = _shift_axis(plane, axis, float(lo[axis] - offsets[k, axis]), out_shape[axis], nearest, fill, padding)
+        out[:, :, k] = plane
+    if integer and not nearest:
+        info = np.iinfo(arr.dtype) if arr.dtype != bool else None
+        out = np.rint(out)
+        if info is not None:
+            out = np.clip(out, info.min, info.max)
+        out = out.astype(arr.dtype)
+    return out, out_aff
+
+
+def _shift_axis(plane: np.ndarray, axis: int, d: float, n_out: int, nearest: bool, fill: float, padding: float | None = None) -> np.ndarray:
+    """Resample ``plane`` along ``axis`` at input coordinates ``t + d`` for ``t`` in ``0..n_out-1``.
+
+    Linear: a coordinate within ``[0, n - 1]`` blends its two neighbours; nearest: the closest input voxel.
+    Coordinates beyond the input's outermost voxel centres get ``fill`` (no extrapolation).
+    """
+    n_in = plane.shape[axis]
+    t = np.arange(n_out) + d
+    moved = np.moveaxis(plane, axis, 0)
+    out = np.full((n_out, *moved.shape[1:]), fill, dtype=plane.dtype)
+    if nearest:
+        idx = np.floor(t + 0.5).astype(int)
+        ok = (idx >= 0) & (idx < n_in)
+        out[ok] = moved[idx[ok]]
+    else:
+        ok = (t >= -1e-6) & (t <= n_in - 1 + 1e-6)
+        lo = np.clip(np.floor(t[ok] + 1e-6), 0, n_in - 1).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        f = np.clip(t[ok] - lo, 0, 1).astype(np.float32).reshape(-1, *([1] * (moved.ndim - 1)))
+        a, b = moved[lo], moved[hi]
+        blend = a * (1 - f) + b * f
+        if padding is not None:
+            blend = np.where((a == padding) | (b == padding), np.where(f >= 0.5, b, a), blend)
+        out[ok] = blend
+    return np.moveaxis(out, 0, axis)

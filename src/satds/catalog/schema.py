@@ -63,6 +63,10 @@ TABLES: dict[str, pa.Schema] = {
             ("affine", _f64s),
             ("axcodes", _str),
             ("dtype", _str),
+            # A DICOM series acquired with a tilted gantry: the tilt (degrees between the slice step and the
+            # slice normal); its slices were resampled onto the orthogonal grid above as dcm2niix does. Null:
+            # no tilt, the voxels are the file's own.
+            ("gantry_tilt_deg", _f64),
             ("official_split", _str),
             ("case_files", _str),
             ("stat_key", _str),

@@ -47,7 +47,12 @@ def load_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume
     out = []
     for path, idx in zip(case.images, case.channel_index):
         if path not in cache:
-            cache[path] = with_default_geometry(read_volume(root / path, ndim=None, series_uid=case.extra.get("series_uid")), lay)
+            try:
+                cache[path] = with_default_geometry(read_volume(root / path, ndim=None, series_uid=case.extra.get("series_uid")), lay)
+            except CaseError as e:
+                if e.file == str(root / path):
+                    e.file = path  # failures name files relative to the dataset root
+                raise
         vol = cache[path]
         if vol.meta.get("nonfinite"):
             raise ReadError(f"image holds {vol.meta['nonfinite']} NaN/inf voxels", file=path)
@@ -122,10 +127,25 @@ def _label_pieces(spec: DatasetSpec, case: CaseFiles, root: Path, ref: Volume) -
 
 
 def align_or_fail(arr: np.ndarray, affine: np.ndarray, ref: Volume, path: str) -> np.ndarray:
+    """A mask on its image's grid. For a DICOM series resampled for its gantry tilt, a mask on the grid
+    of the stored (sheared) slices follows the image's resampling; any other grid is an error."""
+    from ..io.dicom_geometry import follow_tilt, stored_grid
+
     try:
         return align_to(arr, affine, ref.spatial_shape, ref.affine)
     except GeometryError as e:
-        raise GeometryError(f"mask is not on its image's grid: {e.message.split(': ', 1)[-1]}", file=path) from None
+        why = e.message.split(": ", 1)[-1]
+    tilt = ref.meta.get("gantry_tilt_deg")
+    if tilt is not None:
+        shape, sheared = stored_grid(ref)
+        try:
+            return follow_tilt(align_to(arr, affine, shape, sheared), ref)
+        except GeometryError:
+            why += (
+                f"; the image is a DICOM series with a gantry tilt of {tilt:g} degrees, resampled onto an orthogonal"
+                " grid as dcm2niix does, and the mask is on neither that grid nor the series' own sheared grid"
+            )
+    raise GeometryError(f"mask is not on its image's grid: {why}", file=path) from None
 
 
 def midline(spec: DatasetSpec, ref: Volume) -> float | None:

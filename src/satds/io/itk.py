@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ReadError
+from ..errors import GeometryError, ReadError
 from .limits import check_declared
 from .volume import Volume, affine_from_itk
 
@@ -63,8 +63,16 @@ def dicom_series(folder: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) -> Volume:
-    """One DICOM series from a folder; with several series, ``series_uid`` picks one (else an error)."""
+    """One DICOM series from a folder; with several series, ``series_uid`` picks one (else an error).
+
+    A series whose slices step off their plane normal (a tilted CT gantry) is resampled onto an
+    orthogonal grid exactly as dcm2niix does (:func:`satds.geometry.deshear`): ``meta`` then holds
+    ``gantry_tilt_deg`` and the true sheared grid of the stored slices (``source_affine``,
+    ``source_shape``), so that labels drawn on those slices can follow the same transform.
+    """
     import SimpleITK as sitk
+
+    from .dicom_geometry import series_geometry
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -79,6 +87,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     if series_uid not in series:
         raise ReadError(f"series {series_uid} not in folder", file=str(folder))
     files = series[series_uid]
+    geo = series_geometry(files, str(folder))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
@@ -87,28 +96,25 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     except RuntimeError as e:
         raise ReadError(f"cannot read DICOM series ({e})", file=str(folder)) from e
     vol = from_sitk(img, {"format": "dicom", "path": str(folder), "series_uid": series_uid, "files": [Path(f).name for f in files]})
-    if len(files) > 2:
-        _check_uniform_slices(files, folder)
-    return vol
+    return untilt(vol, geo, str(folder))
 
 
-def _check_uniform_slices(files: list[str], folder: Path) -> None:
-    """SimpleITK assumes evenly spaced slices; a gap (missing file) would silently misplace anatomy."""
-    import pydicom
+def untilt(vol: Volume, geo, where: str) -> Volume:
+    """``vol`` as read by SimpleITK, resampled onto an orthogonal grid when ``geo`` (its
+    :class:`~satds.io.dicom_geometry.SeriesGeometry`) says its slices are tilted; unchanged otherwise."""
+    from ..geometry import deshear
 
-    pos = []
-    for f in files:
-        ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["ImagePositionPatient", "ImageOrientationPatient"])
-        if "ImagePositionPatient" not in ds:
-            return
-        pos.append([float(v) for v in ds.ImagePositionPatient])
-    pos = np.asarray(pos)
-    steps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
-    if steps.size and (steps.max() - steps.min()) > 0.01 * max(steps.mean(), 1e-6) + 1e-3:
-        raise ReadError(
-            f"uneven slice spacing in DICOM series ({steps.min():.3f}-{steps.max():.3f} mm): missing or duplicate slices",
-            file=str(folder),
-        )
+    if geo is None or not geo.tilted:
+        return vol
+    if vol.array.ndim != 3 or vol.spatial_shape != geo.shape:
+        raise GeometryError(f"tilted DICOM series ({geo.shear.angle_deg:.2f} degrees) whose pixel data is not one slice per file: cannot correct the tilt", file=where)
+    if np.abs(vol.affine[:3, 3] - geo.affine[:3, 3]).max() > 1e-3:  # SimpleITK's first slice is the headers' first
+        raise GeometryError(f"tilted DICOM series ({geo.shear.angle_deg:.2f} degrees) read in another slice order than its positions: cannot correct the tilt", file=where)
+    # dcm2niix pads with PixelPaddingValue, else the darkest voxel, and never blends padding into tissue.
+    fill = geo.padding if geo.padding is not None else (float(vol.array.min()) if vol.array.size else 0.0)
+    arr, aff = deshear(vol.array, geo.affine, fill=fill, padding=geo.padding)
+    meta = {**vol.meta, "gantry_tilt_deg": round(geo.shear.angle_deg, 4), "source_affine": geo.affine, "source_shape": geo.shape}
+    return Volume(arr, aff, meta)
 
 
 def to_sitk(array: np.ndarray, affine: np.ndarray, dtype=None):

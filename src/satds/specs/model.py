@@ -211,6 +211,14 @@ class LabelEntry(Strict):
     source: str | None = None  # the release's name for it (used with label_table)
     classes: list[str] = Field(default_factory=list)  # ontology names; several for overlap codes; none = ignored
     note: str | None = None
+    # DICOM-SEG: which segment this entry is, by SegmentLabel or SegmentedPropertyTypeCodeSequence code
+    # ("SCT:10200004"); segments are matched by these (default: ``source``), not by their number.
+    segment: list[str] = Field(default_factory=list)
+
+    @field_validator("segment", mode="before")
+    @classmethod
+    def _segment(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
 
 class Arrangement(Strict):

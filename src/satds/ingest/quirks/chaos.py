@@ -58,7 +58,8 @@ def chaos_image(case, spec, root: Path) -> list[Volume]:
 def _read_folder(root: Path, rel: str) -> Volume:
     import SimpleITK as sitk
 
-    from ...io.itk import _check_uniform_slices, from_sitk
+    from ...io.dicom_geometry import series_geometry
+    from ...io.itk import from_sitk, untilt
 
     folder = root / rel
     files = dicom_files(folder)
@@ -71,18 +72,14 @@ def _read_folder(root: Path, rel: str) -> Volume:
     normal = np.cross(iop[0, :3], iop[0, 3:])
     order = np.argsort([np.dot([float(v) for v in h.ImagePositionPatient], normal) for h in heads], kind="stable")
     ordered = [str(files[i]) for i in order]
+    geo = series_geometry(ordered, rel)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(ordered)
     try:
         img = reader.Execute()
     except RuntimeError as e:
         raise ReadError(f"cannot read DICOM series ({str(e).strip().splitlines()[-1]})", file=rel) from e
-    if len(ordered) > 2:
-        try:
-            _check_uniform_slices(ordered, folder)
-        except ReadError as e:
-            raise ReadError(e.message, file=rel) from None
-    return from_sitk(img, {"format": "dicom", "path": str(folder), "files": [Path(f).name for f in ordered]})
+    return untilt(from_sitk(img, {"format": "dicom", "path": str(folder), "files": [Path(f).name for f in ordered]}), geo, rel)
 
 
 @hook("chaos", "read_labels")
@@ -94,18 +91,21 @@ def chaos_labels(case, spec, root: Path, image: Volume) -> list[LabelPiece]:
     pngs = sorted((p for p in (root / case.label).glob("*.png") if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
     if not pngs:
         raise LabelError("no PNG masks in the Ground folder", file=case.label)
-    out = np.zeros(image.spatial_shape, dtype=np.uint8)
-    done = np.zeros(image.spatial_shape, dtype=bool)
-    inv = np.linalg.inv(image.affine)
+    from ...io.dicom_geometry import follow_tilt, stored_grid
+
+    shape, affine = stored_grid(image)  # a tilted series: the slices as stored, then the image's resampling
+    out = np.zeros(shape, dtype=np.uint8)
+    done = np.zeros(shape, dtype=bool)
+    inv = np.linalg.inv(affine)
     for png, dcm in pair_slices(pngs, [root / p for p in dict.fromkeys(case.images)], case.label):
         rel = str(png.relative_to(root))
         plane = snap_grey(_read_png(png, rel), grey, rel)
-        i, j, k = slice_indices(_header(dcm), plane.shape, inv, image.spatial_shape, rel)
+        i, j, k = slice_indices(_header(dcm), plane.shape, inv, shape, rel)
         if done[i, j, k].any():
             raise LabelError("two masks fall on the same image slice", file=rel)
         out[i, j, k] = plane
         done[i, j, k] = True
-    return [LabelPiece(out, case.label)]
+    return [LabelPiece(follow_tilt(out, image), case.label)]
 
 
 def pair_slices(pngs: list[Path], folders: list[Path], label_rel: str) -> list[tuple[Path, Path]]:

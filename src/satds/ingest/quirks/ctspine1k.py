@@ -71,19 +71,27 @@ def path_csv(root: Path) -> Path:
     return own if own.is_file() else specs_dir() / SHIPPED / "Path.csv"
 
 
-def _header(folder: Path) -> tuple[int | None, str | None]:
-    """SeriesNumber and SeriesDescription of the first DICOM file in ``folder`` (None when absent)."""
+def _headers(folder: Path, every: bool) -> list[tuple[str | None, int | None, str | None]]:
+    """(SeriesInstanceUID, SeriesNumber, SeriesDescription) of the series in ``folder``: of the first DICOM
+    file only, or (``every``) of every file, one entry per series (None where a header lacks the number or
+    description)."""
     import pydicom
 
+    out: dict[str | None, tuple[str | None, int | None, str | None]] = {}
     for f in sorted(folder.iterdir()):
-        if f.is_file() and not f.name.startswith("."):
-            try:
-                ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesNumber", "SeriesDescription"])
-            except Exception:
-                continue
-            num = ds.get("SeriesNumber")
-            return (int(num) if num not in (None, "") else None), (str(ds.get("SeriesDescription")) if ds.get("SeriesDescription") else None)
-    return None, None
+        if not f.is_file() or f.name.startswith("."):
+            continue
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "SeriesNumber", "SeriesDescription"])
+        except Exception:
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "")  # "" where anonymisation emptied it (GDCM's id then)
+        num = ds.get("SeriesNumber")
+        desc = str(ds.get("SeriesDescription")) if ds.get("SeriesDescription") else None
+        out.setdefault(uid, (uid, int(num) if num not in (None, "") else None, desc))
+        if not every:
+            break
+    return list(out.values())
 
 
 def _describes(ref: SeriesRef, number: int | None, desc: str | None) -> bool:
@@ -95,23 +103,25 @@ def _describes(ref: SeriesRef, number: int | None, desc: str | None) -> bool:
     return a.startswith(b) or b.startswith(a)  # NBIA folder names truncate long descriptions
 
 
-def find_series(patient_dir: Path, ref: SeriesRef) -> list[Path]:
-    """Series folders under a patient folder that are ``ref``'s series (header, else folder name)."""
+def find_series(patient_dir: Path, ref: SeriesRef, every: bool = False) -> list[tuple[Path, str | None]]:
+    """(folder, SeriesInstanceUID) of the series under a patient folder that are ``ref``'s series (header,
+    else folder name). By default one header per folder; ``every`` reads every file's header, for folders
+    that hold several series (another series may sort first)."""
     hits = []
     for dirpath, dirnames, filenames in os.walk(patient_dir):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if not any(not f.startswith(".") for f in filenames):
             continue
         folder = Path(dirpath)
-        number, desc = _header(folder)
         parsed = parse_series_dir(folder.name)
-        if parsed is not None:
-            number = parsed[0] if number is None else number
-            desc = desc or parsed[1]
-        if _describes(ref, number, desc):
-            hits.append(folder)
+        for uid, number, desc in _headers(folder, every) or [(None, None, None)]:
+            if parsed is not None:
+                number = parsed[0] if number is None else number
+                desc = desc or parsed[1]
+            if _describes(ref, number, desc):
+                hits.append((folder, uid))
     if len(hits) > 1:  # the same number and description twice (two studies): Path.csv's own folder names decide
-        exact = [h for h in hits if h.name == ref.series and h.parent.name == ref.study]
+        exact = [h for h in hits if h[0].name == ref.series and h[0].parent.name == ref.study]
         hits = exact or hits
     return hits
 
@@ -164,14 +174,17 @@ def discover_sources(spec, layout, root: Path):
         if case in refs:
             ref = refs[case]
             hits = [h for d in patients.get(case, []) for h in find_series(d, ref)]
+            if not hits:  # a folder holding several series, the wanted one not first: look at every file
+                hits = [h for d in patients.get(case, []) for h in find_series(d, ref, every=True)]
             where = f"{case}/{ref.study}/{ref.series}"
             if not hits:
                 fail(f"DICOM series {ref.number} {ref.description!r} of patient {case} (Path.csv: {where!r}) not found under the root", where)
                 continue
             if len(hits) > 1:
-                fail(f"{len(hits)} DICOM series match series {ref.number} {ref.description!r}: {[str(h.relative_to(root)) for h in hits[:3]]}", where)
+                fail(f"{len(hits)} DICOM series match series {ref.number} {ref.description!r}: {[str(h[0].relative_to(root)) for h in hits[:3]]}", where)
                 continue
-            image = str(hits[0].relative_to(root)).replace(os.sep, "/")
+            image = str(hits[0][0].relative_to(root)).replace(os.sep, "/")
+            series_uid = hits[0][1]
         else:
             name = f"{case}.nii.gz" if sub == "MSD-T10" else f"{case[: -len('_ct')]}.nii.gz"
             found = niftis.get(name, [])
@@ -179,9 +192,11 @@ def discover_sources(spec, layout, root: Path):
                 fail(f"image {name} {'not found' if not found else f'found {len(found)} times'} under the root", name)
                 continue
             image = found[0]
+            series_uid = None
         caps = {"case": case, "sub": sub, "path": label}
         case_id = fill(spec.case_id, caps)
-        cases.append(
-            CaseFiles(spec.key, layout.name, caps, case_id, fill(spec.patient_id, caps), f"{spec.key}/{case_id}", [image], [None], label=label)
-        )
+        cf = CaseFiles(spec.key, layout.name, caps, case_id, fill(spec.patient_id, caps), f"{spec.key}/{case_id}", [image], [None], label=label)
+        if series_uid is not None:
+            cf.extra["series_uid"] = series_uid  # the reader picks it out of a folder holding several series
+        cases.append(cf)
     return cases, problems

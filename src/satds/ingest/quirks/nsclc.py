@@ -82,16 +82,36 @@ def mask_grid(ct: Volume) -> tuple[tuple[int, int, int], np.ndarray]:
 
 @hook("nsclc_plethora", "read_labels")
 def read_plethora(case: CaseFiles, spec, root: Path, image: Volume) -> list[LabelPiece]:
-    """The mask arrays as stored, placed on the CT in RPI voxel order (their NIfTI header is not used)."""
+    """The mask arrays as stored, placed on the CT in RPI voxel order (their NIfTI header is not used).
+
+    For a CT acquired with a tilted gantry (resampled onto an orthogonal grid by the reader), a mask with the
+    shape of the stored slices (dcm2niix's uncorrected output) lies on those slices: it is placed there and
+    follows the image's resampling; a mask with the corrected grid's shape (dcm2niix's ``_Tilt``) lies on it.
+    """
     import nibabel as nib
 
-    shape, aff = mask_grid(image)
+    from ...io.dicom_geometry import follow_tilt, stored_grid
+
+    grids = [(*mask_grid(image), False)]
+    tilt = image.meta.get("gantry_tilt_deg")
+    if tilt is not None:
+        s_shape, s_aff = stored_grid(image)
+        view, aff = reorient(np.empty(s_shape, dtype=np.uint8), s_aff, MASK_AXCODES)
+        grids.append((tuple(int(n) for n in view.shape), aff, True))
     pieces = []
     for key, rel in case.label_files.items():
         arr = np.asarray(nib.load(str(root / rel)).dataobj)
         while arr.ndim > 3 and arr.shape[-1] == 1:
             arr = arr[..., 0]
-        if tuple(arr.shape) != shape:
-            raise GeometryError(f"mask shape {tuple(arr.shape)} is not the CT's {shape} (columns, rows, slices)", file=rel)
-        pieces.append(LabelPiece(align_to(arr, aff, image.spatial_shape, image.affine), rel, key))
+        grid = next((g for g in grids if tuple(arr.shape) == g[0]), None)
+        if grid is None:
+            shapes = " or ".join(str(g[0]) for g in grids)
+            why = f" (the CT has a gantry tilt of {tilt:g} degrees: corrected grid or stored slices)" if tilt is not None else ""
+            raise GeometryError(f"mask shape {tuple(arr.shape)} is not the CT's {shapes} (columns, rows, slices){why}", file=rel)
+        shape, aff, stored = grid
+        if stored:
+            s_shape, s_aff = stored_grid(image)
+            pieces.append(LabelPiece(follow_tilt(align_to(arr, aff, s_shape, s_aff), image), rel, key))
+        else:
+            pieces.append(LabelPiece(align_to(arr, aff, image.spatial_shape, image.affine), rel, key))
     return pieces

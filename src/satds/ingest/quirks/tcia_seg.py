@@ -3,17 +3,24 @@
 A TCIA download (NBIA Data Retriever) holds one folder per series under <patient>/<study>/. A scan is a
 DICOM-SEG paired with the CT series it references; the SEG usually stores only the segmented slices, each
 frame with its own position, so it is placed onto the CT grid by physical position, never by index.
+
+Segments are matched to the spec's labels by identity (SegmentLabel or the SegmentedPropertyTypeCode, the
+entries' ``segment`` or ``source``), never by segment number alone: a SEG whose segments come in another
+order still lands each on its own class. BINARY, FRACTIONAL and LABELMAP (DICOM 2024: one frame holds every
+segment, valued by segment number) SEGs are read.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ...errors import CaseError, GeometryError, ReadError
+from ...errors import CaseError, GeometryError, LabelError, ReadError
 from ...io import Volume
 from ...labels import LabelPiece
 from ..discover import CaseFiles
@@ -21,6 +28,8 @@ from ..hooks import hook
 from ..patterns import fill
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+LABELMAP_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
+SEG_TYPES = ("BINARY", "FRACTIONAL", "LABELMAP")
 _TAGS = ["Modality", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "PatientID", "ReferencedSeriesSequence"]
 
 
@@ -34,8 +43,12 @@ def _header(path: Path):
 
 
 def index_series(root: Path) -> tuple[dict[str, dict], list[dict]]:
-    """(image series by SeriesInstanceUID, SEG instances) from one header read per series folder (every
-    file of a SEG folder). TCIA puts each series in its own folder."""
+    """(image series by SeriesInstanceUID, SEG instances) from every file's header.
+
+    TCIA puts each series in its own folder, but a user's copy may hold several series in one folder
+    (two CT series of a case, a SEG among the slices), so every file is looked at: a header read stops
+    before the pixels and costs far less than the ingest's own read of each slice.
+    """
     series: dict[str, dict] = {}
     segs: list[dict] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -47,12 +60,11 @@ def index_series(root: Path) -> tuple[dict[str, dict], list[dict]]:
             if ds is None or "SeriesInstanceUID" not in ds:
                 continue
             info = {"patient": str(ds.get("PatientID", "")), "study": str(ds.get("StudyInstanceUID", "")), "series": str(ds.SeriesInstanceUID)}
-            if ds.get("Modality") == "SEG" or str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS:
+            if ds.get("Modality") == "SEG" or str(ds.get("SOPClassUID", "")) in (SEG_SOP_CLASS, LABELMAP_SOP_CLASS):
                 refs = [str(r.SeriesInstanceUID) for r in ds.get("ReferencedSeriesSequence", []) if "SeriesInstanceUID" in r]
                 segs.append({**info, "file": f"{rel_dir}/{name}" if rel_dir != "." else name, "refs": refs})
                 continue
             series.setdefault(info["series"], {**info, "dir": rel_dir, "modality": str(ds.get("Modality", ""))})
-            break  # one header per image series folder is enough
     return series, segs
 
 
@@ -98,38 +110,54 @@ def _group(frame, shared, name: str):
     raise ReadError(f"DICOM-SEG lacks {name}")
 
 
+def seg_type(ds, rel: str) -> str:
+    """BINARY, FRACTIONAL or LABELMAP; anything else is a ReadError naming the type."""
+    kind = str(getattr(ds, "SegmentationType", "") or "BINARY").upper()
+    if kind not in SEG_TYPES:
+        raise ReadError(f"unsupported SEG type {kind} (satds reads {', '.join(SEG_TYPES)})", file=rel)
+    return kind
+
+
 def seg_on_grid(ds, ref: Volume, rel: str) -> dict[int, np.ndarray]:
     """Segment number → boolean mask on ``ref``'s grid, each frame placed by its ImagePositionPatient.
 
     A frame whose pixels do not fall on the reference grid's voxel centres (another pixel spacing, a tilt,
-    a shift of part of a voxel), or that lies outside it, is a GeometryError naming the file.
+    a shift of part of a voxel), or that lies outside it, is a GeometryError naming the file. The grid is
+    ``ref``'s own, or for a series resampled for its gantry tilt the grid of its stored slices, the masks
+    then following the image's resampling. A LABELMAP frame holds every segment, valued by its number.
     """
+    from ...io.dicom_geometry import follow_tilt, stored_grid
+
+    kind = seg_type(ds, rel)
     try:
         frames = np.asarray(ds.pixel_array)
     except Exception as e:
         raise ReadError(f"cannot decode the DICOM-SEG pixel data ({type(e).__name__}: {e})", file=rel) from e
     n = int(getattr(ds, "NumberOfFrames", 1) or 1)
     frames = frames.reshape(n, int(ds.Rows), int(ds.Columns))
-    if str(getattr(ds, "SegmentationType", "BINARY")).upper() == "FRACTIONAL":
+    if kind == "FRACTIONAL":
         frames = frames.astype(np.float64) >= float(getattr(ds, "MaximumFractionalValue", 255)) / 2.0
-    else:
+    elif kind == "BINARY":
         frames = frames != 0
     shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None or len(per_frame) != n:
         raise ReadError(f"DICOM-SEG has {n} frames but {0 if per_frame is None else len(per_frame)} per-frame groups", file=rel)
-    inv = np.linalg.inv(ref.affine)
-    shape = np.asarray(ref.spatial_shape)
+    grid_shape, grid_affine = stored_grid(ref)
+    inv = np.linalg.inv(grid_affine)
+    shape = np.asarray(grid_shape)
     lps_to_ras = np.array([-1.0, -1.0, 1.0])
     out: dict[int, np.ndarray] = {}
     for i, fg in enumerate(per_frame):
         rows, cols = np.nonzero(frames[i])
         try:
-            seg_no = int(_group(fg, shared, "SegmentIdentificationSequence").ReferencedSegmentNumber)
+            seg_no = None if kind == "LABELMAP" else int(_group(fg, shared, "SegmentIdentificationSequence").ReferencedSegmentNumber)
             iop = np.asarray(_group(fg, shared, "PlaneOrientationSequence").ImageOrientationPatient, dtype=np.float64)
             spacing = np.asarray(_group(fg, shared, "PixelMeasuresSequence").PixelSpacing, dtype=np.float64)
             ipp = np.asarray(fg.PlanePositionSequence[0].ImagePositionPatient, dtype=np.float64)
-        except (ReadError, AttributeError, IndexError, KeyError) as e:
+        except ReadError as e:
+            raise ReadError(f"DICOM-SEG frame {i + 1}: {e.message}", file=rel) from None
+        except (AttributeError, IndexError, KeyError) as e:
             raise ReadError(f"DICOM-SEG frame {i + 1}: incomplete geometry ({e})", file=rel) from None
         if not rows.size:
             continue
@@ -150,25 +178,122 @@ def seg_on_grid(ds, ref: Volume, rel: str) -> dict[int, np.ndarray]:
         idx = idx.astype(np.int64)
         if (idx < 0).any() or (idx >= shape).any():
             raise GeometryError(f"DICOM-SEG frame {i + 1} reaches outside the image grid {tuple(int(s) for s in shape)}", file=rel)
-        mask = out.setdefault(seg_no, np.zeros(ref.spatial_shape, dtype=bool))
-        mask[idx[:, 0], idx[:, 1], idx[:, 2]] = True
+        values = frames[i][rows, cols]
+        for no in ([seg_no] if seg_no is not None else [int(v) for v in np.unique(values)]):
+            sel = slice(None) if seg_no is not None else values == no
+            mask = out.setdefault(no, np.zeros(grid_shape, dtype=bool))
+            mask[idx[sel, 0], idx[sel, 1], idx[sel, 2]] = True
+    return {no: follow_tilt(m, ref) for no, m in out.items()}
+
+
+# ---------------------------------------------------------------------- segment identity
+def _norm(text: str) -> str:
+    """Labels compare without case, spaces or punctuation ("Left Kidney" = "left_kidney")."""
+    return re.sub(r"[^0-9a-z]", "", str(text).lower())
+
+
+def _code(text: str) -> str:
+    return re.sub(r"\s", "", str(text)).lower()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One item of the SEG's SegmentSequence: its number, label and property type code."""
+
+    number: int
+    label: str
+    code: str  # "SCT:10200004" (scheme:value), "" when absent
+    meaning: str
+
+    def names(self) -> set[str]:
+        return {x for x in (_norm(self.label), _norm(self.meaning)) if x} | ({_code(self.code)} if self.code else set())
+
+    def __str__(self) -> str:
+        code = f" ({self.code} {self.meaning})" if self.code else ""
+        return f"segment {self.number} {self.label!r}{code}"
+
+
+def segments_of(ds, rel: str) -> list[Segment]:
+    """The SEG's declared segments (a LABELMAP's background, segment 0, left out)."""
+    out = []
+    for item in ds.get("SegmentSequence", []):
+        if "SegmentNumber" not in item:
+            raise ReadError("DICOM-SEG segment without a SegmentNumber", file=rel)
+        no = int(item.SegmentNumber)
+        if no == 0:
+            continue
+        code, meaning = "", ""
+        typ = item.get("SegmentedPropertyTypeCodeSequence")
+        if typ:
+            t = typ[0]
+            code = f"{t.get('CodingSchemeDesignator', '')}:{t.get('CodeValue', '') or t.get('LongCodeValue', '') or t.get('URNCodeValue', '')}"
+            meaning = str(t.get("CodeMeaning", ""))
+        out.append(Segment(no, str(item.get("SegmentLabel", "")), code if code != ":" else "", meaning))
+    numbers = [s.number for s in out]
+    if len(set(numbers)) != len(numbers):
+        raise ReadError(f"DICOM-SEG declares segment numbers twice: {sorted(numbers)}", file=rel)
     return out
 
 
-def _frame_of_reference(folder: Path) -> str | None:
+def match_segments(segments: list[Segment], spec, rel: str) -> dict[int, tuple[str, str | None]]:
+    """Segment number → (the spec's label key, a note where its number is not the spec's value).
+
+    A segment is the spec entry whose ``segment`` names (else its ``source``) match its SegmentLabel, its
+    property type's CodeMeaning or its code. No match: the entry with its number if that entry names no
+    identity, else a ``nonzero`` entry; otherwise the segment is unknown. An unknown segment, or one that
+    matches two entries, is a LabelError naming it.
+    """
+    entries = list(spec.labels)
+
+    def ids(e) -> list[str]:
+        return list(e.segment) or ([e.source] if e.source else [])
+
+    def hits(e, seg: Segment) -> bool:
+        names = seg.names()
+        return any((_code(x) if ":" in x else _norm(x)) in names for x in ids(e))
+
+    nonzero = next((e for e in entries if str(e.value) == "nonzero"), None)
+    out: dict[int, tuple[str, str | None]] = {}
+    for seg in segments:
+        cands = [e for e in entries if hits(e, seg)]
+        if len(cands) > 1:
+            raise LabelError(f"{seg} matches several labels of the spec ({[str(e.value) for e in cands]}): ambiguous", file=rel)
+        if cands:
+            e = cands[0]
+            note = None
+            if str(e.value) not in ("nonzero", str(seg.number)):
+                note = f"{seg} is label {e.value} in the spec: matched by its name, not its number"
+            out[seg.number] = (str(e.value), note)
+            continue
+        by_number = next((e for e in entries if str(e.value) == str(seg.number)), None)
+        if by_number is not None and not ids(by_number):
+            out[seg.number] = (str(seg.number), f"{seg} matched by its number (the spec names no segment label for it)")
+        elif nonzero is not None:
+            out[seg.number] = ("nonzero", None)
+        else:
+            known = [f"{e.value}: {ids(e)}" for e in entries if ids(e)]
+            raise LabelError(f"{seg} is none of the spec's segments (known: {known})", file=rel)
+    return out
+
+
+def _frame_of_reference(folder: Path, series_uid: str | None) -> str | None:
+    """FrameOfReferenceUID of the image series ``series_uid`` in ``folder`` (the folder may hold others)."""
     import pydicom
 
     for f in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         try:
-            return str(pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"]).get("FrameOfReferenceUID", "")) or None
+            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "FrameOfReferenceUID"])
         except Exception:
             continue
+        if series_uid is None or str(ds.get("SeriesInstanceUID", "")) == series_uid:
+            return str(ds.get("FrameOfReferenceUID", "")) or None
     return None
 
 
 @hook("tcia_dicom_seg", "read_labels")
 def tcia_seg_read_labels(case, spec, root: Path, ref: Volume) -> list[LabelPiece]:
-    """The SEG's segments on the CT grid: one label piece per segment, valued with its segment number."""
+    """The SEG's segments on the CT grid: one label piece per declared segment, keyed by the spec label it
+    is (matched by identity, :func:`match_segments`); segments of one label are joined."""
     import pydicom
 
     rel = case.label
@@ -176,10 +301,22 @@ def tcia_seg_read_labels(case, spec, root: Path, ref: Volume) -> list[LabelPiece
         ds = pydicom.dcmread(str(root / rel))
     except Exception as e:
         raise ReadError(f"cannot read DICOM-SEG ({type(e).__name__}: {e})", file=rel) from e
-    ref_for = _frame_of_reference(root / case.images[0])
+    ref_for = _frame_of_reference(root / case.images[0], case.extra.get("series_uid"))
     if ref_for and "FrameOfReferenceUID" in ds and str(ds.FrameOfReferenceUID) != ref_for:
         raise GeometryError(f"DICOM-SEG frame of reference {ds.FrameOfReferenceUID} differs from its image's {ref_for}", file=rel)
+    segments = segments_of(ds, rel)
+    keys = match_segments(segments, spec, rel)
     masks = seg_on_grid(ds, ref, rel)
-    if not masks:
-        return [LabelPiece(np.zeros(ref.spatial_shape, dtype=np.uint16), rel)]
-    return [LabelPiece(m.astype(np.uint16) * np.uint16(no), rel) for no, m in sorted(masks.items())]
+    undeclared = sorted(set(masks) - set(keys))
+    if undeclared:
+        raise ReadError(f"DICOM-SEG frames hold segment(s) {undeclared} that its SegmentSequence does not declare", file=rel)
+    pieces: dict[str, LabelPiece] = {}
+    for seg in segments:
+        key, note = keys[seg.number]
+        mask = masks.get(seg.number)
+        piece = pieces.setdefault(key, LabelPiece(np.zeros(ref.spatial_shape, dtype=np.uint8), rel, key))
+        if mask is not None:
+            piece.array[mask] = 1
+        if note:
+            piece.notes.append(note)
+    return list(pieces.values())

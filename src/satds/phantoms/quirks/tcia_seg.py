@@ -27,7 +27,6 @@ def tcia_seg_phantom(spec, layout, root, caps, body, onto) -> None:
     NIfTI conversion, CT.nii.gz + SEG.nii.gz) is written by the generic writer at its own templates."""
     if layout.hook != "tcia_dicom_seg":
         return write_case(spec, layout, root, caps, body, onto)
-    import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
 
@@ -57,34 +56,45 @@ def tcia_seg_phantom(spec, layout, root, caps, body, onto) -> None:
         lab[mask] = 1
     lab_file, _ = to_file_orientation(lab, body.affine, ph.orientation, False)
     frames = np.stack([lab_file[:, :, k].T for k in range(lab_file.shape[2])])  # (slices, rows, columns)
-    desc = hd.seg.SegmentDescription(
-        segment_number=1,
-        segment_label="Tumor",
-        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Neoplasm,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-    )
+    write_seg(ct, frames, [("Tumor", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm)], study / caps["seg_series"] / "1-1.dcm")
+
+
+def write_seg(ct: list, frames: np.ndarray, segments: list[tuple], out, *, seg_type: str = "BINARY"):
+    """A DICOM-SEG written with highdicom over the CT slices ``ct`` (pydicom datasets in stacking order).
+
+    ``frames`` is (slices, rows, columns) with the segment numbers as values (0: none); ``segments`` lists
+    (SegmentLabel, category code, property type code) for segments 1, 2, ...; ``seg_type`` is BINARY or
+    LABELMAP. Empty frames are left out, as TCIA's SEGs do.
+    """
+    import highdicom as hd
+
+    descs = [
+        hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=label,
+            segmented_property_category=category,
+            segmented_property_type=prop,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+        for n, (label, category, prop) in enumerate(segments, start=1)
+    ]
     with warnings.catch_warnings():  # TCIA's PatientName is the one-component subject id, as here
         warnings.simplefilter("ignore", UserWarning)
-        seg = _segmentation(hd, ct, frames, desc)
-    out = study / caps["seg_series"] / "1-1.dcm"
+        seg = hd.seg.Segmentation(
+            source_images=ct,
+            pixel_array=frames.astype(np.uint8),
+            segmentation_type=hd.seg.SegmentationTypeValues[seg_type],
+            segment_descriptions=descs,
+            series_instance_uid=hd.UID(),
+            series_number=300,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="satds",
+            manufacturer_model_name="phantom",
+            software_versions="0",
+            device_serial_number="0",
+            omit_empty_frames=True,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(str(out))
-
-
-def _segmentation(hd, ct, frames, desc):
-    return hd.seg.Segmentation(
-        source_images=ct,
-        pixel_array=frames,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[desc],
-        series_instance_uid=hd.UID(),
-        series_number=300,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="satds",
-        manufacturer_model_name="phantom",
-        software_versions="0",
-        device_serial_number="0",
-        omit_empty_frames=True,
-    )
+    return out
