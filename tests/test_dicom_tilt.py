@@ -155,9 +155,11 @@ def test_tilted_ct_with_its_seg_is_corrected_recorded_and_the_seg_follows(tmp_pa
     # A scans part written before the column existed still reads (the column is null there).
     part = next((catalog.root / "scans").glob("*.parquet"))
     t = pq.read_table(part)
-    old_rows = t.drop_columns(["gantry_tilt_deg"]).to_pylist()[:1]
+    old = t.drop_columns(["gantry_tilt_deg"])
+    old_rows = old.to_pylist()[:1]
     old_rows[0]["scan_id"] += "-old"
-    pq.write_table(pa.Table.from_pylist(old_rows), catalog.root / "scans" / "part-0-old.parquet")
+    # Named and typed as satds wrote parts before the column (and before parts carried a footer entry).
+    pq.write_table(pa.Table.from_pylist(old_rows, schema=old.schema.remove_metadata()), catalog.root / "scans" / "part-00000000000000000001-0123abcd.parquet")
     got = catalog.connect().execute("SELECT gantry_tilt_deg FROM scans WHERE scan_id LIKE '%-old'").fetchall()
     assert got == [(None,)]
 
