@@ -158,3 +158,21 @@ def test_the_cap_is_configurable_and_never_more_than_declared_is_inflated(tmp_pa
     monkeypatch.setenv("SATDS_MAX_VOXELS", "many")
     with pytest.raises(Exception, match="SATDS_MAX_VOXELS='many' is not a positive number of voxels"):
         read_volume(tmp_path / "y.mha")
+
+
+def test_a_dicom_series_is_checked_against_the_cap_before_decoding(realdata, tmp_path, monkeypatch):
+    """The real 20-slice series (512 x 512 x 20 = 5,242,880 voxels) is read under the default cap and refused,
+    naming the folder and the declared size, under a lower one, before SimpleITK decodes any pixel."""
+    import shutil
+
+    from satds.io.itk import read_dicom_series
+
+    series = tmp_path / "ct_dicom"
+    shutil.copytree(realdata / "ct_dicom", series)
+    before = {p.name: p.read_bytes() for p in series.iterdir()}
+    assert read_dicom_series(series).shape == (512, 512, 20)
+    monkeypatch.setenv("SATDS_MAX_VOXELS", "5000000")
+    with pytest.raises(ReadError, match=r"declares shape \(512, 512, 20\) = 5,242,880 voxels \(0.0105 GB\), above the limit of 5,000,000") as e:
+        read_dicom_series(series)
+    assert e.value.file == str(series)
+    assert {p.name: p.read_bytes() for p in series.iterdir()} == before

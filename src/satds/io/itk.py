@@ -87,6 +87,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     if series_uid not in series:
         raise ReadError(f"series {series_uid} not in folder", file=str(folder))
     files = series[series_uid]
+    _check_series_size(files, str(folder))
     geo = series_geometry(files, str(folder))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
@@ -97,6 +98,23 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
         raise ReadError(f"cannot read DICOM series ({e})", file=str(folder)) from e
     vol = from_sitk(img, {"format": "dicom", "path": str(folder), "series_uid": series_uid, "files": [Path(f).name for f in files]})
     return untilt(vol, geo, str(folder))
+
+
+def _check_series_size(files: list[str], where: str) -> None:
+    """The size a series declares (rows × columns × frames × files, samples, bits) against the voxel cap,
+    before any pixel is decoded: a folder of tiny files that declare huge frames is refused by name."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated"])
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+    except (AttributeError, TypeError, ValueError, OSError, pydicom.errors.InvalidDicomError):
+        return  # no usable image header: the reader says what is wrong
+    shape = (cols, rows, frames * len(files)) + ((samples,) if samples > 1 else ())
+    check_declared(shape, max(bits // 8, 1), where)
 
 
 def untilt(vol: Volume, geo, where: str) -> Volume:
