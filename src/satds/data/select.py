@@ -156,14 +156,14 @@ def select_scans(
 
     con = cat.connect()
     try:
-        n_scans = con.execute("SELECT count(*) FROM scans").fetchone()[0]
+        n_scans = con.execute("SELECT count(*) FROM scans").fetchall()[0][0]
         if n_scans == 0:
             raise DataError(f"the catalog {cat.root} holds no scans: run `satds ingest KEY --root DIR`, then `satds build`")
         if split_l is not None or fold is not None:
-            if con.execute("SELECT count(*) FROM splits").fetchone()[0] == 0:
+            if con.execute("SELECT count(*) FROM splits").fetchall()[0][0] == 0:
                 raise DataError(f"the catalog {cat.root} has no splits yet: run `satds split` (or select without split/fold)")
         if fold is not None:
-            n_folds = con.execute("SELECT max(fold) FROM folds WHERE scheme = 'cv'").fetchone()[0]
+            n_folds = con.execute("SELECT max(fold) FROM folds WHERE scheme = 'cv'").fetchall()[0][0]
             if n_folds is None or not 0 <= int(fold) <= int(n_folds):
                 raise DataError(f"fold {fold} does not exist: the catalog's split has cross-validation folds 0..{n_folds} (re-run `satds split --folds N`)")
         if ds_l:
