@@ -9,6 +9,7 @@ import pytest
 import torch
 from _data_catalog import coverage, demo_catalog, voxels_target
 
+from satds.data.cache import CACHE_VERSION
 from satds.data import ABSENT, PRESENT, UNKNOWN, CatalogDataset, collate, masked_dice_bce, select_scans
 from satds.errors import DataError
 from satds.export.recipe import find_recipe
@@ -132,7 +133,7 @@ def test_patches_are_seeded_foreground_balanced_and_read_only_the_patch(cat):
     assert got == starts0
     # the cache was written beside the normalised files, keyed by the build hash
     it = a.items[0]
-    assert (it.image.parent / f"cache-{it.build_hash}-v1" / "image.npy").is_file()
+    assert (it.image.parent / f"cache-{it.build_hash}-v{CACHE_VERSION}" / "image.npy").is_file()
 
 
 def test_unknown_classes_get_no_gradient(cat):

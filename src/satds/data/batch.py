@@ -29,7 +29,8 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     for key in first:
         vals = [b[key] for b in batch]
         if key in ("image", "label", "valid"):
-            out[key] = torch.stack([_pad(v, target, _pad_value(b, key)) for v, b in zip(vals, batch)])
+            padded = [_pad(v, target, _pad_value(b, key)) for v, b in zip(vals, batch)]
+            out[key] = padded[0].unsqueeze(0) if len(padded) == 1 else torch.stack(padded)
         elif key in ("class_ids", "class_names", "class_synonyms"):
             out[key] = first[key]
         elif key == "meta":

@@ -9,8 +9,9 @@ float32 volume takes ~1 ms from the cache against ~300 ms through the ``.nii.gz`
 and is the fastest.
 
 The cache is a folder ``cache-<build hash>/`` beside the scan's normalised files (or under ``cache_dir``):
-``image.npy``, ``label.npy``, ``locations.npz`` (a sample of each label atom's voxels, for
-foreground-balanced patches) and ``meta.json``. It is written into a temporary folder and renamed into
+``image.npy``, ``label.npy``, ``atom_boxes.npy`` (each label atom's bounding box: a patch computes only
+the masks of classes it meets, inside their boxes), ``loc_flat.npy``/``loc_index.npy`` (a sample of each
+label atom's voxels, for foreground-balanced patches) and ``meta.json``. It is written into a temporary folder and renamed into
 place (atomic; a concurrent writer's copy is identical and simply wins), keyed by the build's content
 hash (a rebuilt scan gets a new cache and the stale one is removed), and optional: the ``.nii.gz`` stays
 the build's primary output, and without a cache (or when its folder is read-only) scans are read from it.
@@ -31,7 +32,7 @@ import numpy as np
 from ..errors import DataError
 from .select import ScanItem
 
-CACHE_VERSION = 1
+CACHE_VERSION = 3
 #: Foreground locations kept per label atom (nnU-Net keeps up to 10,000 per class, or 1 % when more).
 MAX_LOCATIONS = 10_000
 _warned: set[str] = set()
@@ -94,6 +95,14 @@ def atom_locations(atoms: np.ndarray, seed: int = 1234) -> dict[str, np.ndarray]
     }
 
 
+def atom_boxes(atoms: np.ndarray) -> np.ndarray:
+    """Rows ``(value, lo x, lo y, lo z, hi x, hi y, hi z)``: each atom value's inclusive voxel box."""
+    from ..labels.boxes import label_boxes
+
+    boxes = label_boxes(atoms) if atoms.size else {}
+    return np.array([[v, *lo, *hi] for v, (lo, hi) in sorted(boxes.items())], dtype=np.int64).reshape(-1, 7)
+
+
 def write_cache(item: ScanItem, folder: Path, image: np.ndarray | None = None, label: np.ndarray | None = None) -> Path:
     """Write the cache of one scan into ``folder`` atomically (a temporary folder renamed into place)."""
     image = _read_image(item) if image is None else image
@@ -105,7 +114,10 @@ def write_cache(item: ScanItem, folder: Path, image: np.ndarray | None = None, l
         np.save(tmp / "image.npy", image)
         if label is not None:
             np.save(tmp / "label.npy", label)
-            np.savez(tmp / "locations.npz", **atom_locations(label))
+            np.save(tmp / "atom_boxes.npy", atom_boxes(label))
+            locs = atom_locations(label)
+            np.save(tmp / "loc_flat.npy", locs.pop("flat"))
+            np.save(tmp / "loc_index.npy", np.stack([locs["values"], locs["counts"], locs["offsets"][:-1], locs["offsets"][1:]]))
         meta = {
             "version": CACHE_VERSION,
             "scan_id": item.scan_id,
@@ -137,6 +149,7 @@ class ScanArrays:
     label: np.ndarray | None
     channel_min: list[float]
     locations: dict[str, np.ndarray] | None
+    boxes: np.ndarray | None  # rows (value, lo xyz, hi xyz), see atom_boxes
     cached: bool
 
 
@@ -151,10 +164,11 @@ def open_scan(item: ScanItem, *, cache: bool = True, cache_dir: str | os.PathLik
             image = np.load(folder / "image.npy", mmap_mode="r")
             label = np.load(folder / "label.npy", mmap_mode="r") if meta["label"] else None
             locs = None
+            boxes = np.load(folder / "atom_boxes.npy") if meta["label"] else None
             if need_locations and meta["label"]:
-                with np.load(folder / "locations.npz") as z:
-                    locs = {k: z[k] for k in z.files}
-            return ScanArrays(image, label, meta["channel_min"], locs, True)
+                idx = np.load(folder / "loc_index.npy")
+                locs = {"values": idx[0], "counts": idx[1], "offsets": np.append(idx[2], idx[3][-1:]) if idx.shape[1] else np.zeros(1, np.int64), "flat": np.load(folder / "loc_flat.npy", mmap_mode="r")}
+            return ScanArrays(image, label, meta["channel_min"], locs, boxes, True)
         except PermissionError as e:
             key = str(folder.parent)
             if key not in _warned:
@@ -163,4 +177,5 @@ def open_scan(item: ScanItem, *, cache: bool = True, cache_dir: str | os.PathLik
     image = _read_image(item, contiguous=False)
     label = _read_label(item, contiguous=False)
     locs = atom_locations(label) if (need_locations and label is not None) else None
-    return ScanArrays(image, label, [float(image[c].min()) for c in range(image.shape[0])], locs, False)
+    boxes = atom_boxes(label) if label is not None else None
+    return ScanArrays(image, label, [float(image[c].min()) for c in range(image.shape[0])], locs, boxes, False)

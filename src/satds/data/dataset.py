@@ -155,15 +155,8 @@ class CatalogDataset(torch.utils.data.Dataset):
             image = sampling.extract(arrays.image, start, size, arrays.channel_min, lead=1)
             atoms = None if arrays.label is None else sampling.extract(arrays.label, start, size, 0)
         label = np.zeros((K, *size), dtype=np.uint8)
-        if atoms is not None and any(it.label_values):
-            # one look-up table per class over every value the atom dtype can hold
-            n = 1 << (8 * atoms.dtype.itemsize) if atoms.dtype.itemsize <= 2 else int(atoms.max(initial=0)) + 1
-            n = max(n, 1 + max(max(v) for v in it.label_values if v))
-            for k, values in enumerate(it.label_values):
-                if values:
-                    lut = np.zeros(n, dtype=np.uint8)
-                    lut[values] = 1
-                    label[k] = lut[atoms]
+        if atoms is not None and arrays.boxes is not None:
+            fill_masks(label, atoms, it.label_values, arrays.boxes, start)
         valid = sampling.valid_mask(shape, start, size) if self.patch_size is not None else np.ones((1, *size), dtype=np.uint8)
         affine = np.asarray(it.affine, dtype=np.float64).copy()
         affine[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
@@ -205,6 +198,47 @@ class CatalogDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         what = "whole volumes" if self.patch_size is None else f"{'x'.join(map(str, self.patch_size))} patches"
         return f"CatalogDataset({len(self)} scans, {len(self.classes)} classes, {what}, catalog={str(self.selection.catalog_root)!r})"
+
+
+def fill_masks(label: np.ndarray, atoms: np.ndarray, label_values: list[list[int]], boxes: np.ndarray, start) -> None:
+    """Class masks into ``label`` (K×patch) from the patch's ``atoms``, touching only each class's box.
+
+    ``boxes`` holds every atom value's box in scan coordinates; a class whose atoms' boxes miss the patch is
+    skipped (its channel stays untouched zero pages), the others are tested only inside the union of
+    their boxes clipped to the patch.
+    """
+    size = np.asarray(atoms.shape)
+    start = np.asarray(start)
+    box = {int(r[0]): (r[1:4] - start, r[4:7] - start) for r in boxes}  # patch coordinates
+    for k, values in enumerate(label_values):
+        lo, hi, vals = size.copy(), np.full(3, -1), []
+        for v in values:
+            if v not in box:
+                continue
+            a, b = np.maximum(box[v][0], 0), np.minimum(box[v][1], size - 1)
+            if (a <= b).all():
+                vals.append(v)
+                lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+        if vals:
+            sl = tuple(slice(int(x), int(y) + 1) for x, y in zip(lo, hi))
+            class_mask(atoms[sl], vals, out=label[k][sl])
+
+
+def class_mask(atoms: np.ndarray, values: Sequence[int], out: np.ndarray) -> np.ndarray:
+    """``out`` (uint8) = 1 where ``atoms`` holds one of ``values``: equality tests for a few values (10x
+    faster than a look-up table gather), a look-up table for many."""
+    if not values:
+        return out
+    view = out.view(bool)
+    if len(values) <= 8:
+        np.equal(atoms, values[0], out=view)
+        for v in values[1:]:
+            view |= atoms == v
+    else:
+        lut = np.zeros(max(int(atoms.max(initial=0)), max(values)) + 1, dtype=np.uint8)
+        lut[list(values)] = 1
+        out[...] = lut[atoms]
+    return out
 
 
 def _warm(args) -> str:
