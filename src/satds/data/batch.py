@@ -30,7 +30,7 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [b[key] for b in batch]
         if key in ("image", "label", "valid"):
             padded = [_pad(v, target, _pad_value(b, key)) for v, b in zip(vals, batch)]
-            out[key] = padded[0].unsqueeze(0) if len(padded) == 1 else torch.stack(padded)
+            out[key] = padded[0].unsqueeze(0) if len(padded) == 1 else _stack(padded)
         elif key in ("class_ids", "class_names", "class_synonyms"):
             out[key] = first[key]
         elif key == "meta":
@@ -40,6 +40,18 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = vals
     return out
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``; in a DataLoader worker into shared memory (as ``default_collate``), so the batch
+    reaches the main process without another copy."""
+    if torch.utils.data.get_worker_info() is None or isinstance(tensors[0], torch.Tensor) and type(tensors[0]) is not torch.Tensor:
+        return torch.stack(tensors)
+    elem = tensors[0]
+    numel = sum(t.numel() for t in tensors)
+    storage = elem._typed_storage()._new_shared(numel, device=elem.device)
+    out = elem.new(storage).resize_(len(tensors), *elem.shape)
+    return torch.stack(tensors, out=out)
 
 
 def _pad_value(item: dict, key: str):

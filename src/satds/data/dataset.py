@@ -139,7 +139,8 @@ class CatalogDataset(torch.utils.data.Dataset):
         if self.patch_size is None:
             start = np.zeros(3, dtype=np.int64)
             size = shape
-            image = np.array(arrays.image, dtype=np.float32)
+            image_t, image = _zeros((arrays.image.shape[0], *size), torch.float32)
+            image[...] = arrays.image
             atoms = None if arrays.label is None else np.asarray(arrays.label)
         else:
             size = self.patch_size
@@ -152,17 +153,18 @@ class CatalogDataset(torch.utils.data.Dataset):
                     start = sampling.centred_start(shape, size, voxel)
             if start is None:
                 start = sampling.uniform_start(shape, size, rng)
-            image = sampling.extract(arrays.image, start, size, arrays.channel_min, lead=1)
+            image_t, image = _zeros((arrays.image.shape[0], *size), torch.float32)
+            sampling.extract(arrays.image, start, size, arrays.channel_min, lead=1, out=image)
             atoms = None if arrays.label is None else sampling.extract(arrays.label, start, size, 0)
-        label = np.zeros((K, *size), dtype=np.uint8)
+        label_t, label = _zeros((K, *size), torch.uint8)
         if atoms is not None and arrays.boxes is not None:
             fill_masks(label, atoms, it.label_values, arrays.boxes, start)
         valid = sampling.valid_mask(shape, start, size) if self.patch_size is not None else np.ones((1, *size), dtype=np.uint8)
         affine = np.asarray(it.affine, dtype=np.float64).copy()
         affine[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
         item: dict[str, Any] = {
-            "image": torch.from_numpy(image),
-            "label": torch.from_numpy(label),
+            "image": image_t,
+            "label": label_t,
             "valid": torch.from_numpy(valid),
             "class_status": torch.tensor(it.status, dtype=torch.int8),
             "class_ids": list(self.classes.ids),
@@ -198,6 +200,20 @@ class CatalogDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         what = "whole volumes" if self.patch_size is None else f"{'x'.join(map(str, self.patch_size))} patches"
         return f"CatalogDataset({len(self)} scans, {len(self.classes)} classes, {what}, catalog={str(self.selection.catalog_root)!r})"
+
+
+def _zeros(shape, dtype: torch.dtype) -> tuple[torch.Tensor, np.ndarray]:
+    """A zero tensor and its numpy view. In a DataLoader worker it is allocated in shared memory (as
+    torch's ``default_collate`` does for batches), so handing a patch of K masks to the main process
+    sends a handle instead of copying tens of megabytes; untouched pages of either kind cost nothing."""
+    if torch.utils.data.get_worker_info() is None:
+        t = torch.zeros(shape, dtype=dtype)
+    else:
+        elem = torch.empty(0, dtype=dtype)
+        numel = int(np.prod(shape))
+        # a new shared-memory file is zero-filled (ftruncate), its pages allocated on first write
+        t = elem.new(elem._typed_storage()._new_shared(numel, device=elem.device)).view(shape)
+    return t, t.numpy()
 
 
 def fill_masks(label: np.ndarray, atoms: np.ndarray, label_values: list[list[int]], boxes: np.ndarray, start) -> None:

@@ -60,11 +60,12 @@ def pick_foreground_voxel(
     return np.array(np.unravel_index(int(flat), tuple(shape)), dtype=np.int64)
 
 
-def extract(array: np.ndarray, start: Sequence[int], patch: Sequence[int], pad, *, lead: int = 0) -> np.ndarray:
+def extract(array: np.ndarray, start: Sequence[int], patch: Sequence[int], pad, *, lead: int = 0, out: np.ndarray | None = None) -> np.ndarray:
     """``array[..., start:start+patch]`` over the last three axes, padded where the patch leaves the volume.
 
     ``lead`` leading axes (channels) are kept whole; ``pad`` is a scalar or one value per leading index.
-    Only the part inside the volume is read (from a memory map: only its pages).
+    Only the part inside the volume is read (from a memory map: only its pages). ``out``: write into this
+    array (of the patch's shape) instead of a new one.
     """
     spatial = array.shape[lead:]
     out_shape = tuple(array.shape[:lead]) + tuple(int(p) for p in patch)
@@ -73,10 +74,14 @@ def extract(array: np.ndarray, start: Sequence[int], patch: Sequence[int], pad, 
         a, b = max(int(st), 0), min(int(st) + int(p), s)
         src.append(slice(a, max(a, b)))
         dst.append(slice(a - int(st), a - int(st) + max(0, b - a)))
-    inner = np.asarray(array[(slice(None),) * lead + tuple(src)])
+    inner = array[(slice(None),) * lead + tuple(src)]
+    if out is None:
+        if inner.shape == out_shape:
+            return np.ascontiguousarray(inner)
+        out = np.empty(out_shape, dtype=array.dtype)
     if inner.shape == out_shape:
-        return np.ascontiguousarray(inner)
-    out = np.empty(out_shape, dtype=array.dtype)
+        out[...] = inner
+        return out
     if lead and np.ndim(pad):
         for c, v in enumerate(pad):
             out[c] = v
