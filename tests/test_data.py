@@ -228,3 +228,21 @@ def test_folds_select_grouped_train_and_val_parts(cat):
     assert {it.scan_id for it in val.items} == {s for s, f in fold_of.items() if f == 0 and s.split("/")[0] in ("btcv", "msd_liver")}
     assert {it.scan_id for it in train.items} == {s for s, f in fold_of.items() if f != 0 and s.split("/")[0] in ("btcv", "msd_liver")}
     assert all(it.split in ("train", "val") for it in train.items)
+
+
+def test_items_work_with_torchio_transforms(cat):
+    tio = pytest.importorskip("torchio")
+    ds = CatalogDataset(cat, ["liver", "spleen"], where="scan_id = 'btcv/img0041'", patch_size=(96, 96, 24), foreground=1.0)
+    item = ds[0]
+    # as is: a dict with include/label_keys (TorchIO then assumes an identity affine)
+    flip = tio.RandomFlip(axes=(0,), flip_probability=1.0, include=["image", "label", "valid"], label_keys=["label", "valid"])
+    out = flip(item)
+    assert torch.equal(out["label"], torch.flip(item["label"], dims=[1])) and torch.equal(out["image"], torch.flip(item["image"], dims=[1]))
+    assert out["class_names"] == ["liver", "spleen"] and out["meta"]["scan_id"] == "btcv/img0041"
+    # with the item's affine, TorchIO's physical transforms are right: 1x1x3 mm resampled to 3 mm isotropic
+    aff = item["meta"]["affine"]
+    subject = tio.Subject(image=tio.ScalarImage(tensor=item["image"], affine=aff), label=tio.LabelMap(tensor=item["label"], affine=aff))
+    iso = tio.Resample(3.0)(subject)
+    assert tuple(iso["image"].shape) == (1, 32, 32, 24) and np.allclose(iso["label"].spacing, (3.0, 3.0, 3.0))
+    ml = float(item["label"].sum()) * 3 / 1000
+    assert ml > 5 and abs(float(iso["label"].data.sum()) * 27 / 1000 - ml) <= 0.05 * ml

@@ -176,7 +176,24 @@ def test_bad_exports_are_refused_with_reasons(cat, tmp_path):
     with pytest.raises(ExportError, match="is not a satds MONAI export"):
         export_monai(cat, r, tmp_path)
     assert (tmp_path / "Nested" / "mine.txt").exists()
+    # an earlier satds export is replaced whole, atomically
+    first = export_monai(cat, r, tmp_path / "again")
+    (first.folder / "imagesTr" / "stale.nii.gz").write_bytes(b"")
+    second = export_monai(cat, r, tmp_path / "again")
+    assert second.written and not (second.folder / "imagesTr" / "stale.nii.gz").exists()
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["Nested"]
     bad = adhoc_recipe(name="Prostate", dataset_id=999, classes=["liver", "prostate"], datasets=["msd_liver"], source="normalised")
     with pytest.raises(ExportError, match="prostate is annotated by no training scan of msd_liver"):
         export_monai(cat, bad, tmp_path)
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_cli_names_what_an_ad_hoc_task_lacks(cat):
+    from typer.testing import CliRunner
+
+    from satds.cli import app
+
+    r = CliRunner().invoke(app, ["export", "monai", "--classes", "liver", "--datasets", "msd_liver", "--catalog", str(cat.root)])
+    assert r.exit_code == 1 and "needs --classes, --datasets and --name" in r.output
+    r = CliRunner().invoke(app, ["export", "monai", "--task", "universal33", "--catalog", str(cat.root), "--dry-run"])
+    assert r.exit_code == 1 and "dataset ctspine1k is not in the catalog" in r.output

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import DataError
 from .select import ScanItem
 
-CACHE_VERSION = 3
+CACHE_VERSION = 1
 #: Foreground locations kept per label atom (nnU-Net keeps up to 10,000 per class, or 1 % when more).
 MAX_LOCATIONS = 10_000
 _warned: set[str] = set()
@@ -157,23 +157,25 @@ def open_scan(item: ScanItem, *, cache: bool = True, cache_dir: str | os.PathLik
     """The scan's arrays: memory-mapped from the cache (written on first use), else read from the .nii.gz."""
     if cache:
         folder = cache_folder(item, cache_dir)
-        try:
-            if not (folder / "meta.json").exists():
+        if not (folder / "meta.json").exists():
+            try:
                 write_cache(item, folder)
+            except OSError as e:  # a read-only catalog, a full disk: read the .nii.gz instead
+                key = str(folder.parent)
+                if key not in _warned:
+                    _warned.add(key)
+                    warnings.warn(f"satds.data: cannot write the patch cache in {folder.parent} ({e}); reading the .nii.gz instead (pass cache_dir=)", stacklevel=2)
+        if (folder / "meta.json").exists():
             meta = json.loads((folder / "meta.json").read_text())
             image = np.load(folder / "image.npy", mmap_mode="r")
             label = np.load(folder / "label.npy", mmap_mode="r") if meta["label"] else None
-            locs = None
             boxes = np.load(folder / "atom_boxes.npy") if meta["label"] else None
+            locs = None
             if need_locations and meta["label"]:
                 idx = np.load(folder / "loc_index.npy")
-                locs = {"values": idx[0], "counts": idx[1], "offsets": np.append(idx[2], idx[3][-1:]) if idx.shape[1] else np.zeros(1, np.int64), "flat": np.load(folder / "loc_flat.npy", mmap_mode="r")}
+                offsets = np.append(idx[2], idx[3][-1:]) if idx.shape[1] else np.zeros(1, np.int64)
+                locs = {"values": idx[0], "counts": idx[1], "offsets": offsets, "flat": np.load(folder / "loc_flat.npy", mmap_mode="r")}
             return ScanArrays(image, label, meta["channel_min"], locs, boxes, True)
-        except PermissionError as e:
-            key = str(folder.parent)
-            if key not in _warned:
-                _warned.add(key)
-                warnings.warn(f"satds.data: cannot write the patch cache in {folder.parent} ({e}); reading the .nii.gz instead (pass cache_dir=)", stacklevel=2)
     image = _read_image(item, contiguous=False)
     label = _read_label(item, contiguous=False)
     locs = atom_locations(label) if (need_locations and label is not None) else None
