@@ -207,7 +207,8 @@ def _zeros(shape, dtype: torch.dtype) -> tuple[torch.Tensor, np.ndarray]:
     torch's ``default_collate`` does for batches), so handing a patch of K masks to the main process
     sends a handle instead of copying tens of megabytes; untouched pages of either kind cost nothing."""
     if torch.utils.data.get_worker_info() is None:
-        t = torch.zeros(shape, dtype=dtype)
+        # numpy's zeros come from calloc: pages are mapped on first write (torch.zeros writes them all)
+        t = torch.from_numpy(np.zeros(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
     else:
         elem = torch.empty(0, dtype=dtype)
         numel = int(np.prod(shape))
