@@ -88,3 +88,7 @@ class CatalogError(SatdsError):
 
 class ExportError(SatdsError):
     """An export would produce something its consumer (nnU-Net, the CTSpine1K layout) rejects."""
+
+
+class DataError(SatdsError):
+    """A request to ``satds.data`` that the catalog cannot serve (unknown class, empty selection, unbuilt scans)."""

@@ -1,0 +1,363 @@
+"""``satds export monai``: a task's images and labels plus a MONAI datalist with per-case class status.
+
+The task is a recipe (``pipelines/*.yaml`` or ad hoc), planned by :func:`~satds.export.cases.plan_export`
+exactly as for nnU-Net: the same cases, case ids, merged duplicates, leakage checks, splits and grouped
+folds. What differs is how partial labels travel. nnU-Net has one class-agnostic ignore label; here every
+class keeps its own status per case (present, absent, unknown), written into the datalist entry
+(``class_status``, aligned with the label channels) and into ``class_status.json``, so a loss can drop
+exactly the unknown classes (``satds.data.masked_dice_bce``; docs/data-api.md).
+
+Label files, two formats (``labels``):
+
+- ``masks``: one uint8 channel per class (a 4D NIfTI X×Y×Z×K, channel k = class k). Overlapping classes
+  (an organ and its lesion, a whole and its parts) keep their overlap. MONAI reads it with ``LoadImaged``
+  + ``EnsureChannelFirstd`` as K×X×Y×Z.
+- ``values``: one class-per-value map (uint8; 0 = no known class, k+1 = class k), K times smaller. It can
+  only hold classes that never overlap, so it is allowed when the ontology says no two task classes can
+  share a voxel (universal33's 33 anatomies); merged ground truth that still overlaps (two datasets
+  disagreeing at a border) is resolved by the recipe's painting order and counted per case. One-hot
+  encoding it (``AsDiscreted(to_onehot=K+1)``, dropping channel 0) gives the masks.
+- ``auto`` (default): ``values`` when the classes cannot overlap, else ``masks``.
+
+A class a case does not annotate is all zeros in either format, and its status says *unknown*: value 0 is
+"none of the known classes", not background, wherever a class is unknown.
+
+Layout: ``OUT/<name>/imagesTr|labelsTr|imagesVal|labelsVal|imagesTs|labelsTs/<case>.nii.gz``, ``datalist.json``
+(``training`` with ``fold`` keys from the catalog's grouped folds, ``validation`` = the catalog's ``val``
+split, ``testing``), ``class_status.json`` (per case: status and voxels per class, scans, datasets,
+provenance). Written into a hidden temporary folder and moved into place only when every case succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from ..errors import CaseError, ExportError, SpecError
+from .cases import ExportPlan, Unit, load_unit, plan_export
+from .recipe import Recipe, ResolvedRecipe
+
+DATALIST = "datalist.json"
+STATUS_JSON = "class_status.json"
+FORMAT = 1
+LabelFormat = Literal["auto", "masks", "values"]
+_DIRS = {"train": ("imagesTr", "labelsTr"), "val": ("imagesVal", "labelsVal"), "test": ("imagesTs", "labelsTs")}
+
+
+@dataclass
+class MonaiExport:
+    folder: Path
+    plan: ExportPlan
+    key: str
+    label_format: str
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    written: bool = False
+
+    def entries(self, side: str) -> list[str]:
+        return [c for c, v in self.cases.items() if v["split"] == side]
+
+
+def overlapping_pairs(rr: ResolvedRecipe) -> list[tuple[str, str]]:
+    """Task classes the ontology allows to share voxels (nested classes, a lesion in its organ)."""
+    ids = rr.ids
+    return [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :] if rr.rel.may_overlap(a, b)]
+
+
+def choose_format(rr: ResolvedRecipe, labels: LabelFormat) -> str:
+    pairs = overlapping_pairs(rr)
+    if labels == "auto":
+        return "masks" if pairs else "values"
+    if labels == "values" and pairs:
+        shown = ", ".join(f"{a}/{b}" for a, b in pairs[:5]) + (" ..." if len(pairs) > 5 else "")
+        raise SpecError(f"labels: values cannot hold classes that overlap ({shown}); use labels: masks (one channel per class)")
+    if labels not in ("masks", "values"):
+        raise SpecError(f"labels must be auto, masks or values, not {labels!r}")
+    return labels
+
+
+def monai_recipe(recipe: Recipe) -> Recipe:
+    """The recipe as planned for MONAI: per-class status replaces nnU-Net's partial-label policies."""
+    data = recipe.model_dump(mode="json")
+    data["partial_labels"] = "ignore"
+    data["pseudo_labels"] = None
+    return Recipe.model_validate(data)
+
+
+# ---------------------------------------------------------------------- one unit
+@dataclass
+class MonaiJob:
+    unit: Unit
+    recipe: dict
+    tmp: str
+    label_format: str
+    side: str  # train, val or test (the catalog's split of the unit's primary scan)
+
+
+def class_masks(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape) -> list[np.ndarray | None]:
+    """Per task class its boolean mask from the label atoms, None when the case does not annotate it."""
+    out: list[np.ndarray | None] = []
+    for c in rr.ids:
+        if c not in annotated:
+            out.append(None)
+            continue
+        if atoms is None:
+            out.append(np.zeros(shape, dtype=bool))
+            continue
+        lut = np.array([c in s for s in atom_sets], dtype=bool)
+        out.append(lut[atoms])
+    return out
+
+
+def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape) -> tuple[np.ndarray, int]:
+    """The class-per-value map (painting order decides where known classes overlap) and the overlap voxel count."""
+    dtype = np.uint8 if rr.n + 1 <= 255 else np.uint16
+    if atoms is None:
+        return np.zeros(shape, dtype=dtype), 0
+    lut = np.zeros(len(atom_sets), dtype=dtype)
+    multi = np.zeros(len(atom_sets), dtype=bool)
+    for v, s in enumerate(atom_sets):
+        here = [c for c in rr.ids if c in s and c in annotated]
+        if here:
+            lut[v] = rr.value[max(here, key=lambda c: rr.rank[c])]
+            multi[v] = len(here) > 1
+    overlap = int(np.bincount(atoms.reshape(-1), minlength=len(atom_sets))[multi].sum()) if multi.any() else 0
+    return lut[atoms], overlap
+
+
+def export_case(job: MonaiJob) -> dict[str, Any]:
+    try:
+        return _export_case(job)
+    except CaseError as e:
+        return {"problems": [f"{job.unit.key}: {e}"]}
+    except (OSError, ValueError) as e:
+        return {"problems": [f"{job.unit.key}: {type(e).__name__}: {e}"]}
+
+
+def _export_case(job: MonaiJob) -> dict[str, Any]:
+    from ..data.select import STATUS_CODES
+    from ..io import write_nifti
+
+    u = job.unit
+    recipe = Recipe.model_validate(job.recipe)
+    rr = recipe.resolve()
+    data = load_unit(u, recipe.source)
+    shape = data.shape
+    problems: list[str] = []
+    for k, img in enumerate(data.images):
+        if tuple(img.shape[:3]) != shape:
+            problems.append(f"{u.key}: channel {k} has shape {tuple(img.shape[:3])}, channel 0 {shape}")
+        elif np.issubdtype(img.dtype, np.floating) and not np.isfinite(img).all():
+            problems.append(f"{u.key}: channel {k} holds NaN/inf voxels")
+    if problems:
+        return {"problems": problems}
+    masks = class_masks(rr, data.atoms, data.atom_sets, data.annotated, shape) if u.labelled else [None] * rr.n
+    status = ["unknown" if m is None else ("present" if m.any() else "absent") for m in masks]
+    voxels = {c: int(m.sum()) for c, m in zip(rr.ids, masks) if m is not None}
+    overlap = 0
+    label = None
+    if u.labelled:
+        if job.label_format == "masks":
+            label = np.stack([np.zeros(shape, bool) if m is None else m for m in masks], axis=-1).astype(np.uint8)
+        else:
+            label, overlap = value_map(rr, data.atoms, data.atom_sets, data.annotated, shape)
+    img_dir, lab_dir = _DIRS[job.side]
+    tmp = Path(job.tmp)
+    out: dict[str, Any] = {"problems": [], "cases": {}}
+    for cid, ch in zip(u.case_ids, u.channel_of):
+        chans = data.images if ch is None else [data.images[ch]]
+        arr = chans[0] if len(chans) == 1 else np.stack(chans, axis=-1)
+        write_nifti(tmp / img_dir / f"{cid}.nii.gz", arr, data.affine)
+        if label is not None:
+            write_nifti(tmp / lab_dir / f"{cid}.nii.gz", label, data.affine)
+        out["cases"][cid] = {
+            "image": f"{img_dir}/{cid}.nii.gz",
+            "label": f"{lab_dir}/{cid}.nii.gz" if label is not None else None,
+            "channel": ch,
+            "status": dict(zip(rr.ids, status)),
+            "codes": [STATUS_CODES[s] for s in status],
+            "voxels": voxels,
+            "overlap_voxels": overlap,
+            "shape": list(shape),
+            "affine": np.asarray(data.affine).ravel().tolist(),
+        }
+    return out
+
+
+# ---------------------------------------------------------------------- the export
+def export_monai(
+    catalog,
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    labels: LabelFormat = "auto",
+    dry_run: bool = False,
+    workers: int | None = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> MonaiExport:
+    """Export ``recipe`` into ``out/<name>/`` for MONAI; raises ExportError listing every problem."""
+    from .. import __version__, parallel
+    from ..catalog import now
+    from ..data.select import STATUS_CODES
+    from ..ontology import load_ontology
+
+    out = Path(out)
+    recipe = monai_recipe(recipe)
+    rr = recipe.resolve()
+    fmt = choose_format(rr, labels)
+    plan = plan_export(catalog, recipe)
+    folder = out / recipe.name
+    key = plan.export_key(f"monai|{fmt}")
+    warnings = [w for w in plan.warnings if not w.startswith("dataset_id")]
+    result = MonaiExport(folder, plan, key, fmt, warnings=warnings)
+    if folder.exists() and any(folder.iterdir()) and not (folder / STATUS_JSON).is_file():
+        plan.problems.append(f"{folder} exists and is not a satds MONAI export (no {STATUS_JSON}); choose another --out or remove it")
+    if plan.problems:
+        raise _error(recipe, plan.problems)
+    side_of = _catalog_sides(catalog, plan)
+    if dry_run:
+        return result
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{recipe.name}.tmp-{uuid.uuid4().hex[:8]}"
+    for d in {d for pair in _DIRS.values() for d in pair}:
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    rdump = recipe.model_dump(mode="json")
+    jobs = [MonaiJob(u, rdump, str(tmp), fmt, side_of[u.key]) for u in plan.units]
+    problems: list[str] = []
+    by_key: dict[str, dict] = {}
+    try:
+        for done, (job, ok, res) in enumerate(parallel.run(export_case, jobs, workers=workers or 1), start=1):
+            if progress:
+                progress(done, len(jobs))
+            if not ok:
+                problems.append(f"{job.unit.key}: {type(res).__name__}: {res}")
+            elif res["problems"]:
+                problems += res["problems"]
+            else:
+                by_key[job.unit.key] = res
+        if problems:
+            raise _error(recipe, problems)
+        lists: dict[str, list[dict]] = {"training": [], "validation": [], "testing": []}
+        cases: dict[str, dict] = {}
+        for u in plan.units:
+            side = side_of[u.key]
+            for cid, c in by_key[u.key]["cases"].items():
+                entry: dict[str, Any] = {"image": c["image"]}
+                if c["label"]:
+                    entry["label"] = c["label"]
+                if u.fold is not None:
+                    entry["fold"] = int(u.fold)
+                entry["class_status"] = c["codes"]
+                entry["case_id"] = cid
+                lists[{"train": "training", "val": "validation", "test": "testing"}[side]].append(entry)
+                if c["overlap_voxels"]:
+                    warnings.append(f"{cid}: {c['overlap_voxels']} voxels hold two known classes the ontology calls disjoint (merged ground truth); the painting order decided")
+                cases[cid] = {
+                    "split": side,
+                    "fold": u.fold,
+                    "group": u.group,
+                    "scans": u.scan_ids,
+                    "datasets": u.datasets,
+                    "classes_from": {s: [x for x in cls if x in rr.value] for s, cls in u.annotated.items()},
+                    **{k: c[k] for k in ("image", "label", "channel", "status", "voxels", "overlap_voxels", "shape", "affine")},
+                }
+        onto = load_ontology()
+        classes = [
+            {"id": cid, "name": name, "synonyms": list(onto[cid].synonyms), "channel": k, "value": k + 1}
+            for k, (cid, name) in enumerate(zip(rr.ids, rr.names))
+        ]
+        first = plan.units[0].members[0]
+        channel_names = list(first["channels"] or ["image"])
+        if recipe.view == "per_channel":
+            channel_names = ["image"]
+        datalist = {
+            "name": recipe.name,
+            "description": recipe.description or f"satds task {recipe.name}: {', '.join(rr.names)} from {', '.join(recipe.datasets)}",
+            "reference": recipe.reference or "; ".join(d["url"] or d["dataset"] for d in plan.datasets),
+            "licence": "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in plan.datasets),
+            "release": f"satds {__version__}",
+            "tensorImageSize": "4D" if (fmt == "masks" or len(channel_names) > 1) else "3D",
+            "modality": {str(i): n for i, n in enumerate(channel_names)},
+            "label_format": fmt,
+            "labels": ({str(k): c["name"] for k, c in enumerate(classes)} if fmt == "masks" else {"0": "none of the known classes", **{str(c["value"]): c["name"] for c in classes}}),
+            "classes": classes,
+            "class_status_codes": STATUS_CODES,
+            "numTraining": len(lists["training"]),
+            "numValidation": len(lists["validation"]),
+            "numTest": len(lists["testing"]),
+            **lists,
+        }
+        (tmp / DATALIST).write_text(json.dumps(datalist, indent=1))
+        sidecar = {
+            "format": FORMAT,
+            "task": recipe.name,
+            "export_key": key,
+            "satds_version": __version__,
+            "ontology_version": onto.version,
+            "created_at": now().isoformat(),
+            "catalog": str(Path(plan.catalog_root).resolve()),
+            "split_id": plan.split_id,
+            "folds": plan.n_folds,
+            "recipe": rdump,
+            "source": recipe.source,
+            "label_format": fmt,
+            "classes": classes,
+            "codes": STATUS_CODES,
+            "datasets": plan.datasets,
+            "warnings": warnings,
+            "notes": plan.notes,
+            "cases": cases,
+        }
+        (tmp / STATUS_JSON).write_text(json.dumps(sidecar, indent=1))
+        for d in {d for pair in _DIRS.values() for d in pair}:
+            if not any((tmp / d).iterdir()):
+                (tmp / d).rmdir()
+        _swap_into_place(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result.cases = cases
+    result.warnings = warnings
+    result.written = True
+    return result
+
+
+def _catalog_sides(catalog, plan: ExportPlan) -> dict[str, str]:
+    """train / val / test per unit: the catalog split of its primary scan (the plan folds val into train)."""
+    con = catalog.connect()
+    try:
+        split = dict(con.sql("SELECT scan_id, split FROM splits").fetchall())
+    finally:
+        con.close()
+    out = {}
+    for u in plan.units:
+        s = split.get(u.key, "train")
+        out[u.key] = "test" if u.split == "test" else ("val" if s == "val" else "train")
+    return out
+
+
+def _error(recipe: Recipe, problems: list[str]) -> ExportError:
+    err = ExportError(f"cannot export {recipe.name} for MONAI: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+    err.problems = list(problems)  # type: ignore[attr-defined]
+    return err
+
+
+def _swap_into_place(tmp: Path, folder: Path) -> None:
+    old = None
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        folder.rename(old)
+    tmp.rename(folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_datalist(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / DATALIST).read_text())
