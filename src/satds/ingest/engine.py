@@ -301,8 +301,9 @@ def ingest(
         dataset_classes.cache_clear()
         cases, problems, skipped = [], [], []
         try:
-            summary.arrangement, cases, problems, skipped = discover_arrangement(spec, root, arrangement)
-            dataset_classes(spec.key, str(root), summary.arrangement)
+            found = discover_arrangement(spec, root, arrangement)
+            dataset_classes(spec.key, str(root), found[0])  # the release's label table: readable, or one failure
+            summary.arrangement, cases, problems, skipped = found
         except CaseError as e:  # a release table (labels, splits) that cannot be read: it names the file
             fail(e)
         except SatdsError as e:
