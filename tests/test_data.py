@@ -203,6 +203,11 @@ def test_bad_requests_name_what_to_fix(cat, tmp_path):
         CatalogDataset(cat, ["liver"], datasets=["amos22"])
     with pytest.raises(DataError, match="not a valid condition"):
         CatalogDataset(cat, ["liver"], where="no_such_column = 1")
+    # ``where`` is SQL over the catalog, restricted like `satds query`: it cannot read files elsewhere.
+    outside = tmp_path / "outside.csv"
+    outside.write_text("scan_id\nbtcv/img0041\n")
+    with pytest.raises(DataError, match="not a valid condition.*(disabled|Permission)"):
+        CatalogDataset(cat, ["liver"], where=f"scan_id IN (SELECT scan_id FROM read_csv('{outside}'))")
     with pytest.raises(DataError, match="fold 9 does not exist"):
         CatalogDataset(cat, ["liver"], fold=9)
     with pytest.raises(DataError, match="different channel counts"):

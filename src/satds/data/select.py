@@ -154,7 +154,10 @@ def select_scans(
     if not cat.root.is_dir():
         raise DataError(f"no catalog at {cat.root}: run `satds ingest KEY --root DIR` and `satds build` first (or pass the catalog's folder)")
 
+    from ..catalog.store import restrict_files
+
     con = cat.connect()
+    restrict_files(con, cat.root)  # ``where`` is SQL: like `satds query`, it reaches the catalog's folder only
     try:
         n_scans = con.execute("SELECT count(*) FROM scans").fetchall()[0][0]
         if n_scans == 0:
