@@ -18,10 +18,11 @@ label), background excluded as in nnU-Net. With every class annotated both reduc
 ``DC_and_CE_loss`` (CE + ``MemoryEfficientSoftDiceLoss``, smooth 1e-5, no background).
 
 Exclusion loss: the voxels of a case labelled with an annotated class ``y`` are negatives for every other
-class ``k`` that ``y`` does not admit: ``e_k = union of those labels``; the loss is the soft Dice overlap
-``2 sum(p_k e_k) / (sum p_k + sum e_k)`` averaged over the classes that have negatives. It is 0 when no
-probability of a class lies on another annotated class, and it is the only term that tells an unannotated
-class where it is not (inside the annotated organs).
+class ``k`` that ``y`` does not admit (``e_k``, the union of those labels). It measures the probability of
+``k`` on ``e_k``, averaged over the classes that have negatives: 0 when no class puts probability on another
+annotated class; the only term that tells an unannotated class where it is not (inside the annotated
+organs). Two forms (:func:`exclusion`): cross-entropy on the negatives (satds's default) and Shi et al.'s
+soft Dice overlap.
 """
 
 from __future__ import annotations
@@ -95,23 +96,44 @@ def marginal_dice(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tens
     return -_reduce(dc, scored)
 
 
-def exclusion(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor, *, batch_dice: bool = False, smooth: float = SMOOTH) -> torch.Tensor:
-    """Soft Dice overlap of each class with the annotated labels that exclude it (0 = no overlap)."""
-    p = torch.softmax(logits.float(), 1)
-    gt = _onehot(target, p.shape[1])
+def exclusion_mask(target: torch.Tensor, admits: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, C, *spatial) float: ``e[b, k]`` = 1 where case ``b``'s label is an annotated class that excludes ``k``."""
+    gt = _onehot(target, n)
     sources = scored_labels(admits)
     sources[:, 0] = False
     # negatives[b, y, k]: voxels labelled y are not class k (y a foreground label of its own that does not admit k)
     negatives = (~admits) & sources.unsqueeze(2)
-    e = torch.einsum("byk,by...->bk...", negatives.to(p.dtype), gt)
+    return torch.einsum("byk,by...->bk...", negatives.to(gt.dtype), gt)
+
+
+def exclusion(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor, *, form: str = "ce", batch_dice: bool = False, smooth: float = SMOOTH) -> torch.Tensor:
+    """How much probability each class puts on the annotated labels that exclude it, averaged over the classes
+    that have such negatives (0 = none).
+
+    ``form="ce"``: per class, the mean over its negative voxels of ``-log(1 - p_k)``: the negatives are
+    supervised like any known "not k" voxel, and only they get a gradient. ``form="dice"``: Shi et al.'s soft
+    Dice overlap ``2 sum(p_k e_k) / (sum p_k + sum e_k)`` (per case, or over the batch with ``batch_dice``). Its
+    denominator also falls when ``p_k`` grows *outside* the negatives, which the marginal loss does not
+    oppose for an unannotated class, so satds's trainer uses the CE form by default.
+    """
+    p = torch.softmax(logits.float(), 1)
+    e = exclusion_mask(target, admits, p.shape[1])
     axes = tuple(range(2, p.ndim))
-    inter, s_pred, s_neg = (p * e).sum(axes), p.sum(axes), e.sum(axes)
-    if batch_dice:
-        inter, s_pred, s_neg = inter.sum(0), s_pred.sum(0), s_neg.sum(0)
-    ov = 2 * inter / (s_pred + s_neg + smooth)
+    s_neg = e.sum(axes)
+    if form == "ce":
+        nll = -(e * torch.log1p(-p.clamp(max=1 - 1e-6))).sum(axes)
+        nll, s_neg = nll.sum(0), s_neg.sum(0)
+        val = nll / s_neg.clamp_min(1)
+    elif form == "dice":
+        inter, s_pred = (p * e).sum(axes), p.sum(axes)
+        if batch_dice:
+            inter, s_pred, s_neg = inter.sum(0), s_pred.sum(0), s_neg.sum(0)
+        val = 2 * inter / (s_pred + s_neg + smooth)
+    else:
+        raise ValueError(f"exclusion form must be 'ce' or 'dice', not {form!r}")
     has = s_neg > 0
     has[..., 0] = False
-    return _reduce(ov, has)
+    return _reduce(val, has)
 
 
 class PartialLabelLoss(nn.Module):
@@ -121,17 +143,18 @@ class PartialLabelLoss(nn.Module):
     ``ds_weights`` are nnU-Net's deep-supervision weights (None: a single output).
     """
 
-    def __init__(self, *, batch_dice: bool, exclusion_weight: float = 1.0, ds_weights: Sequence[float] | None = None):
+    def __init__(self, *, batch_dice: bool, exclusion_weight: float = 1.0, exclusion_form: str = "ce", ds_weights: Sequence[float] | None = None):
         super().__init__()
         self.batch_dice = batch_dice
         self.exclusion_weight = float(exclusion_weight)
+        self.exclusion_form = exclusion_form
         self.ds_weights = None if ds_weights is None else [float(w) for w in ds_weights]
         self.admits: torch.Tensor | None = None
 
     def single(self, logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor) -> torch.Tensor:
         out = marginal_ce(logits, target, admits) + marginal_dice(logits, target, admits, batch_dice=self.batch_dice)
         if self.exclusion_weight:
-            out = out + self.exclusion_weight * exclusion(logits, target, admits, batch_dice=self.batch_dice)
+            out = out + self.exclusion_weight * exclusion(logits, target, admits, form=self.exclusion_form, batch_dice=self.batch_dice)
         return out
 
     def forward(self, output, target) -> torch.Tensor:

@@ -96,10 +96,12 @@ class nnUNetTrainer_SatdsMargExc(nnUNetTrainer_Satds):
     copies it into the preprocessed folder): per case, which labels stand for more than themselves (under
     the ``marginal`` policy, background stands for "background or a class this case does not annotate"). Each
     batch's cases select their rows; the loss is marginal CE + marginal Dice + ``exclusion_weight`` x
-    exclusion, with nnU-Net's deep-supervision weights. Needs labels without nnU-Net's ignore value.
+    exclusion (``exclusion_form``: cross-entropy on the negatives, or Shi et al.'s Dice overlap), with
+    nnU-Net's deep-supervision weights. Needs labels without nnU-Net's ignore value.
     """
 
     exclusion_weight = 1.0
+    exclusion_form = "ce"  # or "dice": Shi et al.'s Dice overlap (see satds.train.losses.exclusion)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -135,7 +137,9 @@ class nnUNetTrainer_SatdsMargExc(nnUNetTrainer_Satds):
             w = np.array([1 / (2**i) for i in range(len(self._get_deep_supervision_scales()))])
             w[-1] = 0
             weights = (w / w.sum()).tolist()
-        return PartialLabelLoss(batch_dice=self.configuration_manager.batch_dice, exclusion_weight=self.exclusion_weight, ds_weights=weights)
+        return PartialLabelLoss(
+            batch_dice=self.configuration_manager.batch_dice, exclusion_weight=self.exclusion_weight, exclusion_form=self.exclusion_form, ds_weights=weights
+        )
 
     def _set_admits(self, keys) -> None:
         cases = self.class_status.get("cases", {})
