@@ -126,7 +126,7 @@ def predict_cmd(
     disable_tta: Annotated[bool, typer.Option("--disable-tta", help="No mirroring test-time augmentation (8x faster).")] = False,
     checkpoint: Annotated[str, typer.Option(help="checkpoint_final.pth or checkpoint_best.pth.")] = "checkpoint_final.pth",
     root: RootOpt = Path("nnunet"),
-    processes: Annotated[int, typer.Option("--processes", "-np", help="Pre- and post-processing processes.")] = 2,
+    processes: Annotated[int, typer.Option("--processes", "-np", help="Pre- and post-processing processes (0: nnU-Net's sequential predictor, no worker processes).")] = 2,
 ) -> None:
     """Run nnU-Net inference with a trained satds task (nnUNet_extTrainer set, so satds trainers load)."""
     from ..errors import SpecError

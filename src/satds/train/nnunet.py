@@ -258,6 +258,8 @@ def train(
     elif not (paths.preprocessed / folder.name / "nnUNetPlans.json").exists():
         raise TrainError(f"no plans in {paths.preprocessed / folder.name}; run without --no-plan")
     install_splits(folder, paths, fold, echo)
+    if epochs is not None and not trainer.startswith("nnUNetTrainer_Satds"):
+        echo(f"warning: {trainer} is not a satds trainer and ignores --epochs (nnUNetTrainer_Satds is nnU-Net's default trainer with it)")
     dev = resolve_device(device)
     cmd = [nnunet_bin("nnUNetv2_train"), str(recipe.dataset_id), config, str(fold), "-tr", trainer, "-device", dev]
     if continue_training:
