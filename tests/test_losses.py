@@ -26,6 +26,7 @@ def target_of(labels) -> "torch.Tensor":
 # ---------------------------------------------------------------------- marginal loss
 @pytest.mark.parametrize("batch_dice", [False, True])
 def test_marginal_loss_is_nnunets_loss_when_every_class_is_annotated(batch_dice):
+    pytest.importorskip("nnunetv2")
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
