@@ -410,7 +410,8 @@ class PipelineRun:
     # ------------------------------------------------------------------ summary
     def summarise(self) -> dict:
         """Table 3/4 of the paper from the evaluation CSVs: per model and group, mean DSC and HD95 or HD (class
-        means over cases, then the mean over the group's classes), and the vertebra identification rate."""
+        means over the cases whose reference holds the class, then the mean over the group's classes), and the
+        vertebra identification rate."""
         import pandas as pd
 
         from ..ontology import load_ontology
@@ -424,7 +425,8 @@ class PipelineRun:
             df = pd.read_csv(f)
             dj = json.loads((self._raw(m) / "dataset.json").read_text())
             value_of = {k: v for k, v in dj["labels"].items() if isinstance(v, int)}
-            means = df.groupby("label")[["dsc", "hd95", "hd"]].mean(numeric_only=True)
+            # classes present in the reference only (as satds evaluate's means and CTSpine1K's protocol)
+            means = df[df["ref_ml"] > 0].groupby("label")[["dsc", "hd95", "hd"]].mean(numeric_only=True)
             row: dict = {"trainer": self.trainer(m), "cases": int(df["case"].nunique()), "groups": {}}
             for g in self.p.evaluation.groups:
                 labels = [value_of[c] for c in (onto.resolve(n).id for n in g.classes) if c in value_of]
