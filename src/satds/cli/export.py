@@ -69,7 +69,7 @@ def nnunet_cmd(
     classes: Annotated[Optional[str], typer.Option(help="Ad-hoc task: comma-separated ontology class names, in label order.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Ad-hoc task: comma-separated dataset keys.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Ad-hoc task name (the folder becomes DatasetNNN_NAME).")] = None,
-    policy: Annotated[Optional[str], typer.Option("--policy", help="Partial labels: ignore, pseudo or background (overrides the recipe).")] = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="Partial labels: ignore, marginal (for the marginal/exclusion trainer), pseudo or background (overrides the recipe).")] = None,
     source: Annotated[Optional[str], typer.Option(help="native (source images in RAS, nnU-Net plans spacing) or normalised (satds build outputs).")] = None,
     view: Annotated[Optional[str], typer.Option(help="multichannel, or per_channel (each channel its own case, as SAT-DS).")] = None,
     overlap: Annotated[Optional[str], typer.Option(help="precedence (one label per voxel) or regions (nnU-Net region training).")] = None,

@@ -289,7 +289,7 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
     if recipe.partial_labels == "background" and not for_pseudolabel:
         partial = [u for u in train if u.unknown]
         for u in partial[:10]:
-            problems.append(f"partial_labels: background needs every class annotated, but {u.key} does not annotate {', '.join(u.unknown)} (use ignore or pseudo)")
+            problems.append(f"partial_labels: background needs every class annotated, but {u.key} does not annotate {', '.join(u.unknown)} (use ignore, marginal or pseudo)")
         if len(partial) > 10:
             problems.append(f"... and {len(partial) - 10} more scans with unannotated classes")
 
@@ -341,7 +341,7 @@ def _grid_differs(a: dict, b: dict, source: str) -> str | None:
 
 
 def _check_pseudo(plan: ExportPlan, pseudo_dir: str | Path | None) -> None:
-    from .pseudolabel import PSEUDO_JSON, read_pseudo_index
+    from .pseudofiles import PSEUDO_JSON, read_pseudo_index
 
     if not pseudo_dir:
         plan.problems.append("partial_labels: pseudo needs a pseudo-label folder (recipe pseudo_labels or --pseudo DIR, made by `satds pseudolabel`)")

@@ -1,4 +1,5 @@
-"""Whole-volume label maps from atoms: the rules of :mod:`.rules` applied through look-up tables."""
+"""Whole-volume label maps from atoms: the rules of :mod:`.rules` applied through look-up tables (ignore and
+background policies, the marginal policy with its per-case merge table, the pseudo-label merge)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,33 @@ def known_labels(
     has_gt = np.array([bool(frozenset(s) & annotated & rules.recipe) for s in atom_sets])
     stats["outside_body_gt_voxels"] = int((has_gt[atoms] & ~inside).sum())
     return out, stats
+
+
+def marginal_labels(
+    rules: VoxelRules,
+    atoms: np.ndarray | None,
+    atom_sets: list[frozenset[str]],
+    annotated: frozenset[str],
+    shape: tuple[int, int, int],
+    dtype=np.uint8,
+) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """The label map of the marginal policy and, per label value, the values the marginal loss accepts there.
+
+    Labels are the GT winners (background where no task class is certain), never the ignore value. The second
+    result lists only labels that stand for more than themselves in this case (e.g. ``{0: [0, 2, 5]}``:
+    background may be classes 2 and 5, which the case does not annotate), over the atoms present.
+    """
+    if atoms is None:
+        atoms = np.zeros(shape, dtype=np.uint8)
+        atom_sets = [frozenset()]
+    heres = [frozenset(s) & annotated for s in atom_sets]
+    lut = np.array([rules.marginal(h, annotated) for h in heres], dtype=np.int64)
+    present = np.flatnonzero(np.bincount(atoms.reshape(-1), minlength=len(atom_sets))) if atoms.size else []
+    admits: dict[int, set[int]] = {}
+    for v in present:
+        y = int(lut[v])
+        admits.setdefault(y, {y}).update(rules.admitted(heres[v], annotated))
+    return lut.astype(dtype)[atoms], {y: sorted(s) for y, s in sorted(admits.items()) if s != {y}}
 
 
 def merged_labels(

@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CaseError, ExportError
+from ..errors import CaseError
 from .cases import ExportPlan, Unit, load_unit, plan_export
+from .class_status import CLASS_STATUS, class_status
+from .problems import export_error
 from .recipe import Recipe
 
 PROVENANCE = "satds_export.json"
@@ -95,12 +97,9 @@ def target_problems(folder: Path, overwrite: bool) -> list[str]:
 
 
 def pseudo_stamp(plan: ExportPlan) -> str:
-    if not plan.pseudo_dir:
-        return ""
-    from .pseudolabel import PSEUDO_JSON
+    from .pseudofiles import pseudo_stamp as stamp
 
-    p = Path(plan.pseudo_dir) / PSEUDO_JSON
-    return json.loads(p.read_text()).get("stamp", "") if p.exists() else ""
+    return stamp(plan.pseudo_dir)
 
 
 def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
@@ -216,9 +215,16 @@ def _export_unit(job: UnitJob) -> dict[str, Any]:
     body = None if recipe.outside_body == "ignore" else (lambda: body_mask(data.images[0], ct=ct, normalised=data.normalised, threshold_hu=recipe.body_threshold_hu))
     labels: dict[str, np.ndarray] = {}  # case id → label map (per channel case: pseudo-labels may differ)
     stats: dict[str, Any] = {}
+    admits: dict[int, list[int]] = {}  # marginal policy: label → the values the loss accepts there
     label_source = None
-    if u.split == "train" and recipe.partial_labels == "pseudo":
-        from .pseudolabel import read_pseudo_label
+    if u.split == "train" and recipe.partial_labels == "marginal":
+        from .labels import marginal_labels
+
+        lab, admits = marginal_labels(rules, data.atoms, data.atom_sets, data.annotated, shape, dtype)
+        labels = {cid: lab for cid in u.case_ids}
+        label_source = "gt (marginal)"
+    elif u.split == "train" and recipe.partial_labels == "pseudo":
+        from .pseudofiles import read_pseudo_label
 
         for cid in u.case_ids:
             lab = read_pseudo_label(Path(job.pseudo_dir), cid, shape, data.affine, problems)
@@ -255,6 +261,7 @@ def _export_unit(job: UnitJob) -> dict[str, Any]:
         "affine": np.asarray(data.affine).ravel().tolist(),
         "voxels": counts,
         "labels": label_source,
+        "admits": admits,
         **stats,
     }
 
@@ -346,6 +353,8 @@ def export_nnunet(
         (tmp / "dataset.json").write_text(json.dumps(dj, indent=2, sort_keys=False))
         splits = plan.splits_final()
         (tmp / SPLITS).write_text(json.dumps(splits, indent=2))
+        status = class_status(catalog, plan, {cid: by_key[u.key]["admits"] for u in plan.units for cid in u.case_ids})
+        (tmp / CLASS_STATUS).write_text(json.dumps(status, indent=1))
         prov = {
             "format": 1,
             "task": recipe.folder_name,
@@ -382,14 +391,6 @@ def export_nnunet(
     result.warnings = warnings
     result.written = True
     return result
-
-
-def export_error(recipe: Recipe, problems: list[str]) -> ExportError:
-    """One error listing every problem (``.problems`` keeps them as a list)."""
-    head = f"cannot export {recipe.folder_name}: {len(problems)} problem(s)"
-    err = ExportError(head + "\n" + "\n".join(f"  - {p}" for p in problems))
-    err.problems = list(problems)  # type: ignore[attr-defined]
-    return err
 
 
 def _swap_into_place(tmp: Path, folder: Path) -> Path | None:

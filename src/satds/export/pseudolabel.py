@@ -31,30 +31,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import CaseError, SatdsError
+from .pseudofiles import PSEUDO_JSON
 from .recipe import Recipe
-
-PSEUDO_JSON = "pseudolabels.json"
-
-
-def read_pseudo_index(folder: str | Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / PSEUDO_JSON).read_text())
-
-
-def read_pseudo_label(folder: Path, case_id: str, shape, affine, problems: list[str]) -> np.ndarray | None:
-    """A merged label map, checked against the exported case's grid."""
-    from ..geometry import align_to, grid_mismatch
-    from ..io import read_volume
-
-    p = folder / "labels" / f"{case_id}.nii.gz"
-    if not p.exists():
-        problems.append(f"{case_id}: no pseudo-label {p}")
-        return None
-    vol = read_volume(p)
-    why = grid_mismatch(shape, affine, vol.shape, vol.affine)
-    if why:
-        problems.append(f"{case_id}: pseudo-label grid differs from the exported image ({why}); was it made with another source or build?")
-        return None
-    return np.asarray(align_to(vol.array, vol.affine, shape, affine))
 
 
 @dataclass
@@ -212,7 +190,7 @@ def make_pseudolabels(
     from ..catalog import now
     from ..io import write_text
     from .cases import plan_export
-    from .nnunet import export_error
+    from .problems import export_error
 
     plan = plan_export(catalog, recipe, for_pseudolabel=True)
     rr = plan.resolved

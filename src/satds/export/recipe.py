@@ -44,9 +44,11 @@ class Recipe(BaseModel):
     # normalised: the outputs of `satds build` (already respaced, cropped and intensity-normalised).
     source: Literal["native", "normalised"] = "native"
     # ignore: voxels whose class cannot be known get nnU-Net's ignore label (highest value);
+    # marginal: GT labels only, background where no task class is certain; class_status.json says, per case,
+    #   which labels stand for "background or an unannotated class" (for the marginal/exclusion trainers);
     # pseudo: classes a scan does not annotate come from a `satds pseudolabel` folder;
     # background: only when every training scan annotates every class.
-    partial_labels: Literal["ignore", "pseudo", "background"] = "ignore"
+    partial_labels: Literal["ignore", "marginal", "pseudo", "background"] = "ignore"
     pseudo_labels: str | None = None  # folder written by `satds pseudolabel` (policy pseudo)
     # ignore policy: what voxels outside the body (CT below body_threshold_hu, other modalities exactly 0,
     # holes inside the body filled slice by slice) become when a class is unknown.
@@ -227,11 +229,22 @@ def read_recipe(path: str | Path) -> Recipe:
     return parse_recipe(data, path.name)
 
 
+def yaml_kind(path: Path) -> str:
+    """``kind`` of a file in ``pipelines/``: ``task`` (a recipe, the default) or ``training`` (a training
+    pipeline such as ``universal33-paper.yaml``, read by :mod:`satds.train.pipeline`)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return "task"
+    return str(data.get("kind", "task")) if isinstance(data, dict) else "task"
+
+
 def recipe_files() -> list[Path]:
+    """The task recipes in ``pipelines/`` (training pipelines left out)."""
     from ..resources import pipelines_dir
 
     d = pipelines_dir()
-    return sorted(d.glob("*.yaml")) if d.exists() else []
+    return sorted(f for f in d.glob("*.yaml") if yaml_kind(f) == "task") if d.exists() else []
 
 
 def find_recipe(task: str, raw_dir: str | Path | None = None) -> Recipe:
@@ -249,6 +262,10 @@ def find_recipe(task: str, raw_dir: str | Path | None = None) -> Recipe:
     for f in recipe_files():
         if f.stem.casefold() == key:
             return read_recipe(f)
+    from ..resources import pipelines_dir
+
+    if (pipelines_dir() / f"{task}.yaml").is_file():
+        raise SpecError(f"pipelines/{task}.yaml is a training pipeline, not a task recipe: run it with `satds train --recipe {task}`")
     for f in recipe_files():
         try:
             r = read_recipe(f)

@@ -1,4 +1,4 @@
-"""What one voxel's label is, from the classes known there: the ignore, background and pseudo-label rules.
+"""What one voxel's label is, from the classes known there: the ignore, marginal, background and pseudo-label rules.
 
 Everything here is pure and works on *sets of class ids*, so it can be tested voxel by voxel and applied to
 whole volumes through look-up tables: a scan's label map stores atoms (sets of classes), hence the label
@@ -116,6 +116,29 @@ class VoxelRules:
             if not self._excluded(u, here, annotated):
                 return self.ignore_value
         return w
+
+    def marginal(self, here: frozenset[str], annotated: frozenset[str]) -> int:
+        """Marginal policy: the winner among the classes certainly at the voxel, background when none.
+
+        Where :meth:`known` would write the ignore value, this writes what the GT says; the label then stands
+        for "this, or an unannotated class" (:meth:`admitted`), which the marginal loss reads per case.
+        """
+        return self.winner(self._certain(here, self.recipe - annotated))
+
+    def admitted(self, here: frozenset[str], annotated: frozenset[str]) -> frozenset[int]:
+        """Label values the marginal loss accepts at a voxel labelled :meth:`marginal`: that label, plus every
+        unknown class that may be at the voxel and would win over it (the classes :meth:`known` would ignore it
+        for). The two policies agree: the set has more than one value exactly where ``known`` gives ignore
+        inside the body."""
+        unknown = self.recipe - annotated
+        certain = self._certain(here, unknown)
+        w = self.winner(certain)
+        w_rank = self.rank[self.classes[w - 1]] if w else -1
+        out = {w}
+        for u in unknown - certain:
+            if self.rank[u] > w_rank and not self._excluded(u, here, annotated):
+                out.add(self.value[u])
+        return frozenset(out)
 
     def merged(self, here: frozenset[str], annotated: frozenset[str], predicted: frozenset[str]) -> int:
         """Pseudo-label merge: GT for annotated classes, the prediction for the others.

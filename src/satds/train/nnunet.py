@@ -31,6 +31,7 @@ from ..errors import SatdsError
 
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
 PLAN_STAMP = "satds_plan.json"
+CLASS_STATUS = "class_status.json"  # written by the export (satds.export.class_status)
 
 Echo = Callable[[str], None]
 
@@ -62,14 +63,16 @@ class NnunetPaths:
     def results(self) -> Path:
         return self.root / "nnUNet_results"
 
-    def env(self, base: dict[str, str] | None = None, processes: int | None = None) -> dict[str, str]:
+    def env(self, base: dict[str, str] | None = None, processes: int | None = None, epochs: int | None = None) -> dict[str, str]:
         """The environment for an nnU-Net command. ``processes`` caps nnU-Net's worker pools (its default
         is 8 export workers and up to 12 augmentation workers; 0 runs augmentation in-process); variables
-        already set by the user win."""
+        already set by the user win. ``epochs`` sets ``SATDS_EPOCHS``, which satds's trainers read."""
         env = dict(os.environ if base is None else base)
         if processes is not None:
             env.setdefault("nnUNet_def_n_proc", str(max(1, processes)))
             env.setdefault("nnUNet_n_proc_DA", str(max(0, processes)))
+        if epochs is not None:
+            env["SATDS_EPOCHS"] = str(int(epochs))
         env["nnUNet_raw"] = str(self.raw)
         env["nnUNet_preprocessed"] = str(self.preprocessed)
         env["nnUNet_results"] = str(self.results)
@@ -96,7 +99,10 @@ def nnunet_bin(tool: str) -> str:
 
 def run_command(cmd: list[str], env: dict[str, str], echo: Echo = _print, cwd: str | Path | None = None) -> None:
     """Run ``cmd``, streaming its output line by line through ``echo``; TrainError with the tail on failure."""
+    import time
+
     echo("$ " + shlex.join(cmd))
+    t0 = time.monotonic()
     tail: deque[str] = deque(maxlen=40)
     try:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -115,6 +121,7 @@ def run_command(cmd: list[str], env: dict[str, str], echo: Echo = _print, cwd: s
         raise
     if rc != 0:
         raise TrainError(f"{Path(cmd[0]).name} exited with status {rc}; last lines:\n" + "\n".join(tail))
+    echo(f"({Path(cmd[0]).name} done in {time.monotonic() - t0:.1f} s)")
 
 
 # ---------------------------------------------------------------------- steps
@@ -162,7 +169,7 @@ def needs_plan(folder_raw: Path, paths: NnunetPaths, config: str) -> bool:
 def plan_and_preprocess(folder_raw: Path, dataset_id: int, paths: NnunetPaths, config: str, *, processes: int = 2, echo: Echo = _print, extra: list[str] | None = None) -> None:
     cfgs = plan_configs(config)
     cmd = [nnunet_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "--verify_dataset_integrity", "-c", *cfgs, "-np", *[str(max(1, processes))] * len(cfgs), "-npfp", str(max(1, processes))]
-    run_command(cmd + (extra or []), paths.env(processes=processes), echo)
+    run_command(cmd + (extra or []), paths.env(processes=max(1, processes)), echo)  # the planner needs >= 1 thread
     pre = paths.preprocessed / folder_raw.name
     key = json.loads((folder_raw / "satds_export.json").read_text()).get("export_key")
     stamp = pre / PLAN_STAMP
@@ -172,7 +179,8 @@ def plan_and_preprocess(folder_raw: Path, dataset_id: int, paths: NnunetPaths, c
 
 
 def install_splits(folder_raw: Path, paths: NnunetPaths, fold: str, echo: Echo = _print) -> Path:
-    """Copy the grouped folds into nnUNet_preprocessed (where nnU-Net reads them) and check the fold."""
+    """Copy the grouped folds (and the export's ``class_status.json``, read by the partial-label trainers)
+    into nnUNet_preprocessed, where nnU-Net and its trainers read them, and check the fold."""
     src = folder_raw / "splits_final.json"
     dst = paths.preprocessed / folder_raw.name / "splits_final.json"
     if not src.exists():
@@ -190,6 +198,9 @@ def install_splits(folder_raw: Path, paths: NnunetPaths, fold: str, echo: Echo =
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     echo(f"splits_final.json ({len(splits)} grouped folds) -> {dst}")
+    status = folder_raw / CLASS_STATUS
+    if status.exists():
+        shutil.copyfile(status, dst.parent / CLASS_STATUS)
     return dst
 
 
@@ -230,10 +241,14 @@ def train(
     reexport: bool = False,
     pseudo_dir=None,
     continue_training: bool = False,
+    epochs: int | None = None,
     extra_args: list[str] | None = None,
     echo: Echo = _print,
 ) -> TrainResult:
-    """Export (if needed), plan (if needed or ``plan``), install the folds and train one fold."""
+    """Export (if needed), plan (if needed or ``plan``), install the folds and train one fold.
+
+    ``epochs``: the number of epochs for satds's trainers (``SATDS_EPOCHS``; nnU-Net's own trainers ignore it).
+    """
     paths = NnunetPaths(Path(root))
     paths.mkdirs()
     folder, exported = ensure_export(catalog, recipe, paths, force=reexport, pseudo_dir=pseudo_dir, echo=echo)
@@ -243,11 +258,13 @@ def train(
     elif not (paths.preprocessed / folder.name / "nnUNetPlans.json").exists():
         raise TrainError(f"no plans in {paths.preprocessed / folder.name}; run without --no-plan")
     install_splits(folder, paths, fold, echo)
+    if epochs is not None and not trainer.startswith("nnUNetTrainer_Satds"):
+        echo(f"warning: {trainer} is not a satds trainer and ignores --epochs (nnUNetTrainer_Satds is nnU-Net's default trainer with it)")
     dev = resolve_device(device)
     cmd = [nnunet_bin("nnUNetv2_train"), str(recipe.dataset_id), config, str(fold), "-tr", trainer, "-device", dev]
     if continue_training:
         cmd.append("--c")
-    run_command(cmd + (extra_args or []), paths.env(processes=processes), echo)
+    run_command(cmd + (extra_args or []), paths.env(processes=processes, epochs=epochs), echo)
     return TrainResult(folder, model_folder(paths, folder.name, trainer, config, fold), exported, do_plan)
 
 
@@ -267,7 +284,9 @@ def predict(
     processes: int = 2,
     echo: Echo = _print,
 ) -> Path:
-    """nnU-Net inference with the task's model; input: a folder of ``<case>_0000.nii.gz`` files or a split."""
+    """nnU-Net inference with the task's model; input: a folder of ``<case>_0000.nii.gz`` files or a split.
+
+    ``processes`` 0 runs nnU-Net's sequential predictor (no worker processes: faster for a few small cases)."""
     paths = NnunetPaths(Path(root))
     folder = paths.raw / recipe.folder_name
     if (input_dir is None) == (split is None):
@@ -293,7 +312,7 @@ def predict(
             continue
         cmd = [
             nnunet_bin("nnUNetv2_predict"), "-i", str(i), "-o", str(out), "-d", str(recipe.dataset_id), "-c", config,
-            "-f", str(fold), "-tr", trainer, "-chk", checkpoint, "-device", dev, "-npp", str(max(1, processes)), "-nps", str(max(1, processes)),
+            "-f", str(fold), "-tr", trainer, "-chk", checkpoint, "-device", dev, "-npp", str(max(0, processes)), "-nps", str(max(0, processes)),
             "--disable_progress_bar",
         ]
         if disable_tta:
