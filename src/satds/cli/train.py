@@ -59,7 +59,7 @@ def train_cmd(
     if (task is None) == (recipe is None):
         raise fail("give --task (one model) or --recipe (a training pipeline)")
     if recipe is not None:
-        return _run_pipeline(recipe, Catalog(catalog_dir(catalog)), root=root, device=device, processes=processes, epochs=epochs, smoke=smoke, fold=fold, until=until, dry_run=dry_run)
+        return _run_pipeline(recipe, lambda: Catalog(catalog_dir(catalog)), root=root, device=device, processes=processes, epochs=epochs, smoke=smoke, fold=fold, until=until, dry_run=dry_run)
     if smoke or until or dry_run:
         raise fail("--smoke, --until and --dry-run go with --recipe")
     recipe_ = load_task(task, raw=root / "nnUNet_raw", partial_labels="pseudo" if pseudo else None, pseudo_labels=str(pseudo) if pseudo else None)
@@ -73,7 +73,7 @@ def train_cmd(
     console.print(f"model: {res.model_folder}")
 
 
-def _run_pipeline(name: str, catalog, *, root: Path, device: str, processes: int, epochs, smoke: bool, fold, until, dry_run: bool) -> None:
+def _run_pipeline(name: str, open_catalog, *, root: Path, device: str, processes: int, epochs, smoke: bool, fold, until, dry_run: bool) -> None:
     from rich.table import Table
 
     from ..errors import ExportError, SpecError
@@ -81,7 +81,12 @@ def _run_pipeline(name: str, catalog, *, root: Path, device: str, processes: int
     from ..train.pipeline import PipelineRun, find_pipeline
 
     try:
-        run = PipelineRun(find_pipeline(name), catalog=catalog, root=root, device=device, processes=processes, epochs=epochs, smoke=smoke, fold=fold, echo=_echo)
+        pipeline = find_pipeline(name)  # an unknown name is named before the catalog is looked for
+    except (TrainError, ExportError, SpecError) as e:
+        raise fail(str(e))
+    catalog = open_catalog()
+    try:
+        run = PipelineRun(pipeline, catalog=catalog, root=root, device=device, processes=processes, epochs=epochs, smoke=smoke, fold=fold, echo=_echo)
         results = run.run(until=until, dry_run=dry_run)
     except (TrainError, ExportError, SpecError) as e:
         raise fail(str(e))
