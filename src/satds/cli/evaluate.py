@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import app
+from .app import app, data
 
 
 @app.command("evaluate")
@@ -79,12 +79,12 @@ def evaluate(
 
     df = result.scores
     if result.missing_predictions:
-        err_console.print(f"[yellow]warning:[/yellow] {len(result.missing_predictions)} case(s) without prediction, scored as pred_missing: {', '.join(result.missing_predictions[:10])}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {len(result.missing_predictions)} case(s) without prediction, scored as pred_missing: {data(', '.join(result.missing_predictions[:10]))}", highlight=False)
     if result.missing_references:
-        err_console.print(f"[yellow]warning:[/yellow] {len(result.missing_references)} prediction(s) without reference, skipped: {', '.join(result.missing_references[:10])}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {len(result.missing_references)} prediction(s) without reference, skipped: {data(', '.join(result.missing_references[:10]))}", highlight=False)
     if result.unknown_values:
         vals = sorted({v for vs in result.unknown_values.values() for v in vs})
-        err_console.print(f"[yellow]warning:[/yellow] label values not in the class list, ignored: {vals} (in {len(result.unknown_values)} case(s))", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] label values not in the class list, ignored: {data(vals)} (in {len(result.unknown_values)} case(s))", highlight=False)
     resampled = [c for c, g in result.grids.items() if g == "resampled"]
     if resampled:
         err_console.print(f"resampled {len(resampled)} prediction(s) onto the reference grid", highlight=False)
@@ -114,7 +114,7 @@ def evaluate(
         cat = Catalog(catalog)
         cat.write("evaluations", catalog_rows(df, run_id, pred, ref, now()))
         _log_run(cat, run_id, started, summary, pred=pred, ref=ref, labels=labels, task=task, tolerance=tolerance, lcc=lcc_sel, vertebrae=vert, resample=resample, dataset=dataset)
-        console.print(f"catalog: {len(df)} evaluation rows, run {run_id}", highlight=False)
+        console.print(f"catalog: {len(df)} evaluation rows, run {data(run_id)}", highlight=False)
     if result.errors:
         raise typer.Exit(1)  # every other case is scored and written; the failed ones are named above
 
@@ -140,7 +140,7 @@ def _print_summary(console, df, result, include_ref_empty, aggregate, vertebra_l
     for c in ("label", "class", "n", "DSC", "NSD", "HD95 mm", "HD mm"):
         t.add_column(c, justify="left" if c == "class" else "right")
     for r in cm.to_dict("records"):
-        t.add_row(str(r["label"]), str(r["class"]), str(r["n_cases"]), _fmt(r["dsc"]), _fmt(r["nsd"]), _fmt(r["hd95"], 2), _fmt(r["hd"], 2))
+        t.add_row(str(r["label"]), data(r["class"]), str(r["n_cases"]), _fmt(r["dsc"]), _fmt(r["nsd"]), _fmt(r["hd95"], 2), _fmt(r["hd"], 2))
     t.add_row("", "[b]mean[/b]", "", _fmt(cm["dsc"].mean()), _fmt(cm["nsd"].mean()), _fmt(cm["hd95"].mean(), 2), _fmt(cm["hd"].mean(), 2))
     console.print(t)
     summary["class_means"] = {str(r["class"]): {m: r[m] for m in ("dsc", "nsd", "hd95", "hd")} for r in cm.to_dict("records")}
@@ -150,7 +150,7 @@ def _print_summary(console, df, result, include_ref_empty, aggregate, vertebra_l
         for c in ("dataset", "classes", "DSC", "NSD", "HD95 mm", "HD mm"):
             t.add_column(c)
         for r in dm.itertuples(index=False):
-            t.add_row(str(r.dataset), str(r.n_classes), _fmt(r.dsc), _fmt(r.nsd), _fmt(r.hd95, 2), _fmt(r.hd, 2))
+            t.add_row(data(r.dataset), str(r.n_classes), _fmt(r.dsc), _fmt(r.nsd), _fmt(r.hd95, 2), _fmt(r.hd, 2))
         console.print(t)
     if df["region"].notna().any():
         rm = aggregate.region_means(cm, aggregate.class_regions(df))
@@ -158,7 +158,7 @@ def _print_summary(console, df, result, include_ref_empty, aggregate, vertebra_l
         for c in ("region", "classes", "DSC", "NSD"):
             t.add_column(c)
         for r in rm.itertuples(index=False):
-            t.add_row(str(r.region), str(r.n_classes), _fmt(r.dsc), _fmt(r.nsd))
+            t.add_row(data(r.region), str(r.n_classes), _fmt(r.dsc), _fmt(r.nsd))
         console.print(t)
     if result.vertebrae is not None:
         from ..evaluate.vertebrae import summarise

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, err_console, fail
 
 export_app = typer.Typer(
     name="export",
@@ -103,9 +103,9 @@ def nnunet_cmd(
         raise fail(str(e))
     plan = res.plan
     for w in res.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {data(w)}", highlight=False)
     for n in plan.notes[:20]:
-        console.print(f"  [dim]note: {n}[/dim]", highlight=False)
+        console.print(f"  [dim]note: {data(n)}[/dim]", highlight=False)
     tbl = Table(title=f"{recipe.folder_name} ({recipe.partial_labels} policy, {recipe.source} images, {recipe.view})")
     for c in ("dataset", "train cases", "test cases", "classes known"):
         tbl.add_column(c)
@@ -116,11 +116,11 @@ def nnunet_cmd(
     console.print(tbl)
     console.print("labels: " + ", ".join(f"{v}={c}" for c, v in plan.resolved.value.items()) + (f", {plan.resolved.ignore_value}=ignore" if recipe.partial_labels == "ignore" else ""), highlight=False)
     if dry_run:
-        console.print(f"dry run: nothing written (would write {res.folder})")
+        console.print(f"dry run: nothing written (would write {data(res.folder)})", highlight=False)
     else:
-        console.print(f"wrote {res.folder} ({len(plan.train_case_ids())} training cases, {plan.n_folds} grouped folds in splits_final.json)")
+        console.print(f"wrote {data(res.folder)} ({len(plan.train_case_ids())} training cases, {plan.n_folds} grouped folds in splits_final.json)", highlight=False)
         if res.replaced is not None:
-            err_console.print(f"[yellow]note:[/yellow] the files satds did not write in the previous {res.folder.name} are kept in {res.replaced}", highlight=False)
+            err_console.print(f"[yellow]note:[/yellow] the files satds did not write in the previous {data(res.folder.name)} are kept in {data(res.replaced)}", highlight=False)
 
 
 @app.command("pseudolabel")
@@ -145,6 +145,6 @@ def pseudolabel_cmd(
         raise fail(str(e))
     n_pseudo = sum(1 for c in res.cases.values() if c["pseudo"])
     for n in res.notes:
-        console.print(f"  [dim]note: {n}[/dim]", highlight=False)
-    console.print(f"wrote {len(res.cases)} label maps ({n_pseudo} with pseudo-labelled classes) to {dest}")
-    console.print(f"use them with: satds export nnunet --task {task} --policy pseudo --pseudo {dest}", highlight=False)
+        console.print(f"  [dim]note: {data(n)}[/dim]", highlight=False)
+    console.print(f"wrote {len(res.cases)} label maps ({n_pseudo} with pseudo-labelled classes) to {data(dest)}", highlight=False)
+    console.print(f"use them with: satds export nnunet --task {task} --policy pseudo --pseudo {data(dest)}", highlight=False)

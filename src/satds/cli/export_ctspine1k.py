@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import CatalogOpt, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, catalog_dir, console, data, err_console, fail
 from .export import export_app
 
 
@@ -27,9 +27,9 @@ def export_ctspine1k_cmd(
         rep = export_ctspine1k(Catalog(catalog_dir(catalog)), out, strict=strict)
     except ExportError as e:
         raise fail(str(e))
-    console.print(f"CTSpine1K release in {out}: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.written.items())) + f" ({rep.copied} images copied, {rep.converted} converted from DICOM or re-laid on the label grid)")
+    console.print(f"CTSpine1K release in {data(out)}: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.written.items())) + f" ({rep.copied} images copied, {rep.converted} converted from DICOM or re-laid on the label grid)")
     console.print("data_split.txt sections written: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.sections.items())))
     if rep.missing:
-        console.print(f"[yellow]{len(rep.missing)} of the 1,005 cases in data_split.txt are not in the catalog[/yellow] (list in {out / 'satds_export.json'})")
+        console.print(f"[yellow]{len(rep.missing)} of the 1,005 cases in data_split.txt are not in the catalog[/yellow] (list in {data(out / 'satds_export.json')})", highlight=False)
     for p in rep.problems[:20]:
-        err_console.print(f"  [red]✗[/red] {p}", highlight=False)
+        err_console.print(f"  [red]✗[/red] {data(p)}", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, catalog_dir, console, data, err_console, fail
 from .export import export_app, load_task
 
 
@@ -44,11 +44,11 @@ def export_monai_cmd(
     except (ExportError, SpecError) as e:
         raise fail(str(e))
     for w in res.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {data(w)}", highlight=False)
     plan = res.plan
     if dry_run:
         n_test = sum(len(u.case_ids) for u in plan.test_units())
-        console.print(f"dry run: nothing written (would write {res.folder}: {len(plan.train_case_ids())} training/validation and {n_test} test cases, labels as {res.label_format})")
+        console.print(f"dry run: nothing written (would write {data(res.folder)}: {len(plan.train_case_ids())} training/validation and {n_test} test cases, labels as {res.label_format})")
         return
     console.print(
         f"wrote {res.folder}: {len(res.entries('train'))} training cases ({plan.n_folds} grouped folds), {len(res.entries('val'))} validation, "

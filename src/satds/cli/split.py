@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, fail
 
 
 @app.command("split")
@@ -43,18 +43,18 @@ def split_cmd(
     console.print(f"{len(s.cross_groups)} leakage group(s) span several datasets; each is on one side.")
     if show_groups or len(s.cross_groups) <= 10:
         for g, members in sorted(s.cross_groups.items()):
-            console.print(f"  {g}: {', '.join(members)}", highlight=False)
+            console.print(f"  {data(g)}: {data(', '.join(members))}", highlight=False)
     for c in s.conflicts:
-        console.print(f"  [yellow]conflict:[/yellow] {c}", highlight=False)
+        console.print(f"  [yellow]conflict:[/yellow] {data(c)}", highlight=False)
     if s.sat is not None:
         sat = s.sat
         console.print(f"SAT-DS splits matched {sum(sat.matched.values())} scans in {len(sat.matched)} dataset(s); {sum(sat.unmatched.values())} scans had no SAT-DS entry (seeded split used).")
         for m in sat.missing_files:
-            console.print(f"  [dim]no SAT-DS file {m}[/dim]")
+            console.print(f"  [dim]no SAT-DS file {data(m)}[/dim]", highlight=False)
         for a in sat.ambiguous[:20]:
-            console.print(f"  [yellow]SAT-DS lists an id on both sides:[/yellow] {a}", highlight=False)
+            console.print(f"  [yellow]SAT-DS lists an id on both sides:[/yellow] {data(a)}", highlight=False)
         for leak in sat.leaks:
-            console.print(f"  [red]leak in SAT-DS's split:[/red] {leak}" + ("" if keep_leaks else " → moved to test"), highlight=False)
+            console.print(f"  [red]leak in SAT-DS's split:[/red] {data(leak)}" + ("" if keep_leaks else " → moved to test"), highlight=False)
     con = cat.connect()
     fold_counts = con.execute("SELECT fold, count(*) FILTER (WHERE role = 'val') FROM folds WHERE scheme = ? GROUP BY fold ORDER BY fold", [scheme]).fetchall()
     console.print(f"{scheme} folds (held-out scans): " + ", ".join(f"{f}: {n}" for f, n in fold_counts))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import CatalogOpt, app, catalog_dir, console, fail
+from .app import CatalogOpt, app, catalog_dir, console, data, fail
 
 RootOpt = Annotated[Path, typer.Option("--root", help="Folder holding nnUNet_raw, nnUNet_preprocessed and nnUNet_results.")]
 TrainerOpt = Annotated[
@@ -70,7 +70,7 @@ def train_cmd(
         )
     except (TrainError, ExportError, SpecError) as e:
         raise fail(str(e))
-    console.print(f"model: {res.model_folder}")
+    console.print(f"model: {data(res.model_folder)}", highlight=False)
 
 
 def _run_pipeline(name: str, open_catalog, *, root: Path, device: str, processes: int, epochs, smoke: bool, fold, until, dry_run: bool) -> None:
@@ -93,7 +93,7 @@ def _run_pipeline(name: str, open_catalog, *, root: Path, device: str, processes
     if dry_run:
         return
     ran = sum(r.status == "ran" for r in results)
-    console.print(f"{run.p.name}: {ran} stage(s) run, {len(results) - ran} already done; state in {run.dir / 'state.json'}", highlight=False)
+    console.print(f"{run.p.name}: {ran} stage(s) run, {len(results) - ran} already done; state in {data(run.dir / 'state.json')}", highlight=False)
     summary = run.summarise()
     if not summary["models"]:
         return
@@ -111,7 +111,7 @@ def _run_pipeline(name: str, open_catalog, *, root: Path, device: str, processes
         cells.append("–" if not vt else f"{_f(100 * vt['id_rate'] if vt['id_rate'] is not None else None, 1)} % / {_f(vt['d_mm'], 2)} mm")
         t.add_row(task, row["trainer"], *cells)
     console.print(t)
-    console.print(f"summary: {run.dir / 'summary.json'}", highlight=False)
+    console.print(f"summary: {data(run.dir / 'summary.json')}", highlight=False)
 
 
 def _f(x, digits: int) -> str:
@@ -146,4 +146,4 @@ def predict_cmd(
         )
     except (TrainError, SpecError) as e:
         raise fail(str(e))
-    console.print(f"predictions: {dest}")
+    console.print(f"predictions: {data(dest)}", highlight=False)
