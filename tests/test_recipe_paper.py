@@ -102,7 +102,8 @@ def test_universal33_paper_recipe_runs_every_stage_and_resumes_after_a_kill(tmp_
         import pandas as pd
 
         df = pd.read_csv(csv)
-        assert list(df.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml"]
+        assert list(df.columns) == ["case", "label", "class", "dsc", "nsd", "hd95", "hd", "ref_ml", "pred_ml", "flag", "error"]
+        assert df["error"].isna().all()  # every case of every model was scored
         assert df["label"].between(1, n_labels).all() and df["dsc"].dropna().between(0, 1).all()
     assert (run_dir / "evaluation" / "universal33.vertebrae.csv").is_file()
     summary = json.loads((run_dir / "summary.json").read_text())
