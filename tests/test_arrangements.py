@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from satds.catalog import Catalog
 from satds.errors import SpecError
 from satds.ingest import ingest
-from satds.ingest.discover import discover_arrangement
+from satds.ingest.roots import locate
 from satds.phantoms import generate
 from satds.specs import get_spec
 
@@ -42,8 +43,9 @@ def test_two_arrangements_side_by_side_are_an_error_naming_both(tmp_path):
     both = tmp_path / "both"
     generate("abdomenct1k", both)
     generate("abdomenct1k", both, arrangement="sat_ds")
-    with pytest.raises(SpecError, match=r"2 arrangements: release \(3 scans.*sat_ds \(3 scans.*--arrangement"):
-        discover_arrangement(get_spec("abdomenct1k"), both)
+    loc = locate(get_spec("abdomenct1k"), both)
+    assert loc.ambiguous and [c.arrangement for c in loc.copies] == ["release", "sat_ds"]
+    assert re.search(r"2 arrangements: release \(3 scans.*sat_ds \(3 scans.*--arrangement", loc.error())
     cat = Catalog(tmp_path / "cat")
     s = ingest("abdomenct1k", both, cat, workers=1)
     assert s.scans == 0 and s.failed == 1 and "--arrangement" in s.failures[0]
@@ -55,5 +57,5 @@ def test_two_arrangements_side_by_side_are_an_error_naming_both(tmp_path):
 def test_unknown_arrangement_names_the_known_ones(tmp_path):
     root = generate("abdomenct1k", tmp_path / "r")
     with pytest.raises(SpecError, match=r"known: \['release', 'sat_ds'\]"):
-        discover_arrangement(get_spec("abdomenct1k"), root, "nnunet")
+        locate(get_spec("abdomenct1k"), root, "nnunet")
     shutil.rmtree(root)
