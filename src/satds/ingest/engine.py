@@ -301,8 +301,8 @@ def ingest(
         try:
             root, summary.arrangement, cases, problems, skipped = _locate(spec, root, arrangement, summary)
             dataset_classes(spec.key, str(root), summary.arrangement)
-        except SatdsError as e:
-            fail(CaseError(str(e), dataset=spec.key, file="."))
+        except SatdsError as e:  # no copy of the release under the root, or several
+            fail(CaseError(str(e), dataset=spec.key))
             cases, problems, skipped = [], [], []
         summary.skipped = len(skipped)
         for p in problems:

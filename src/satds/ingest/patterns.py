@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from ..specs.model import PATTERN_TOKEN, Template, TemplateLike, constrain  # noqa: F401 (constrain: re-exported)
+from ..specs.model import NNUNET_ENDING, PATTERN_TOKEN, Template, TemplateLike, constrain  # noqa: F401 (constrain: re-exported)
 from .walk import walk
 
 _TOKEN = PATTERN_TOKEN
@@ -202,6 +202,8 @@ def glob_of(text: str) -> str:
     → ``AbdomenCT-1K-ImagePart*/Case_*_0000.nii.gz``."""
 
     def sub(m: re.Match) -> str:
+        if m.group(1) == NNUNET_ENDING:
+            return ".nii.gz"
         if m.group(1):
             return (regex_literal_prefix(m.group(2)) if m.group(2) else "") + "*"
         return m.group(0)

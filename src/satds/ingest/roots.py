@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import SatdsError
 from ..specs.model import RELEASE, DatasetSpec
 from .discover import Discovery, discover_at
-from .patterns import capture_regexes, compile_pattern, components, glob_of, is_literal, literal_ends
+from .patterns import capture_regexes, compile_pattern, components, constrain, glob_of, is_literal, literal_ends
 from .walk import walk
 
 #: How far above and below the named folder a release's anchor is looked for.
@@ -89,15 +89,19 @@ def _tail(text: str) -> _Tail:
 class _Names:
     """Paths by base name, with sorted name lists for prefix and suffix ranges."""
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, paths: list[str], root_name: str):
+        self.root_name = root_name  # the parent folder name of the entries at the top
         self.by_name: dict[str, list[str]] = {}
         self.by_parent: dict[str, list[str]] = {}
         for p in paths:
-            head, _, name = p.rpartition("/")
-            self.by_name.setdefault(name, []).append(p)
-            self.by_parent.setdefault(head.rpartition("/")[2], []).append(p)
+            self.by_name.setdefault(p.rpartition("/")[2], []).append(p)
+            self.by_parent.setdefault(self.parent(p), []).append(p)
         self.names = sorted(self.by_name)
         self.rnames = sorted(n[::-1] for n in self.by_name)
+
+    def parent(self, path: str) -> str:
+        head = path.rpartition("/")[0]
+        return head.rpartition("/")[2] if head else self.root_name
 
     @staticmethod
     def _range(sorted_list: list[str], prefix: str) -> tuple[int, int]:
@@ -108,7 +112,7 @@ class _Names:
     def candidates(self, t: _Tail) -> list[str]:
         if t.exact is not None:
             paths = self.by_name.get(t.exact, [])
-            return [p for p in paths if t.parent is None or p.rpartition("/")[0].rpartition("/")[2] == t.parent]
+            return [p for p in paths if t.parent is None or self.parent(p) == t.parent]
         options = []
         plo, phi = self._range(self.names, t.prefix) if t.prefix else (0, len(self.names))
         options.append((phi - plo, "prefix"))
@@ -125,7 +129,7 @@ class _Names:
         out: list[str] = []
         for n in names:
             if self._name_ok(n, t):
-                out += self.by_name[n] if t.parent is None else [p for p in self.by_name[n] if p.rpartition("/")[0].rpartition("/")[2] == t.parent]
+                out += self.by_name[n] if t.parent is None else [p for p in self.by_name[n] if self.parent(p) == t.parent]
         return out
 
     @staticmethod
@@ -140,15 +144,22 @@ class FileIndex:
         self.root = Path(root).expanduser().resolve()
         self.depth = depth
         self.cache = {} if cache is None else cache  # folder listings, shared with discovery
-        self.parents = [p.name for p in list(self.root.parents)[:depth] if p.name]  # nearest first
+        # Names from the root upwards: a path under the root, relative to the folder ``up`` levels above it,
+        # starts with the last ``up`` of them (the root's own name last).
+        # Never the filesystem's root or the home folder: no release starts there, and walking them is slow.
+        self.parents = []
+        for up, folder in enumerate(self.root.parents[:depth], start=1):
+            if folder == Path(folder.anchor) or folder == Path.home():
+                break
+            self.parents.append([self.root, *self.root.parents][up - 1].name)
         files: list[str] = []
         dirs: list[str] = []
         for rel, subdirs, names in walk(self.root, self.root, self.cache):
             files += [rel + n for n in names]
             dirs += [rel + d for d in subdirs]
         self.files, self.dirs = files, dirs
-        self._files = _Names(files)
-        self._dirs = _Names(dirs)
+        self._files = _Names(files, self.root.name)
+        self._dirs = _Names(dirs, self.root.name)
         self._hits: dict[str, list[tuple[str, tuple[Anchor, ...]]]] = {}
 
     def folder(self, anchor: Anchor) -> Path:
@@ -302,7 +313,7 @@ class Location:
 
 
 def _depth_window(index: FileIndex) -> str:
-    return f"the folder itself, {index.depth} levels below it and {len(index.parents)} above"
+    return f"the release's folder looked for there, up to {index.depth} levels below and {len(index.parents)} above"
 
 
 def no_match_message(spec: DatasetSpec, index: FileIndex, arrangements: list[str] | None = None) -> str:
@@ -329,11 +340,12 @@ def no_match_message(spec: DatasetSpec, index: FileIndex, arrangements: list[str
 
 
 def _describe_layout(lay) -> str:
+    known = {k: v for k, v in capture_regexes(lay.match).items() if v}
     parts = [glob_of(lay.match)]
     if lay.label and lay.label != "{path}":
-        parts.append(glob_of(lay.label))
+        parts.append(glob_of(constrain(lay.label, known)))
     if lay.label_files:
-        parts.append(glob_of(lay.label_files))
+        parts.append(glob_of(constrain(lay.label_files, known)))
     return " + ".join(parts)
 
 
@@ -371,11 +383,13 @@ def locate(spec: DatasetSpec, root: str | Path, arrangement: str | None = None, 
     for hits, members in ranked:
         if hits <= covered:
             continue  # the same files as a copy already found (a `**/` pattern one level up or down)
-        members.sort(key=lambda m: (-m[2].depth, m[0]))
-        if any(a.up == 0 for _, _, a in members):  # folders above add nothing to the same files
-            members = [m for m in members if m[2].up == 0]
+        # The named folder and those below it first (deepest first), then those above it (nearest first),
+        # which are only read when nothing at or below the named folder resolves (a sibling Mask/ folder).
+        members.sort(key=lambda m: (m[2].up, -m[2].depth, m[0]))
         tried: list[Copy] = []
         for _, name, anchor in members:
+            if anchor.up and any(t.anchor.up == 0 and t.resolves for t in tried):
+                break  # the files resolve at or below the named folder
             c = _evaluate(spec, index, name, anchor, hits)
             tried.append(c)
             if c.clean:
@@ -390,7 +404,7 @@ def locate(spec: DatasetSpec, root: str | Path, arrangement: str | None = None, 
     _set_aside_conversions(spec, loc)
     loc.unresolved = [c for c in loc.unresolved if not c.hits <= covered]
     # Nothing resolves: read the largest match nearest the named folder, so its errors say what is missing.
-    loc.unresolved.sort(key=lambda c: (-len(c.hits), -len(c.cases), len(c.found.problems), abs(c.anchor.depth), c.anchor.up))
+    loc.unresolved.sort(key=lambda c: (-len(c.hits), -len(c.cases), c.anchor.up > 0, abs(c.anchor.depth)))
     return loc
 
 

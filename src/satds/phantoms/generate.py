@@ -296,7 +296,7 @@ def generate(key: str, root: str | Path, *, seed: int = 0, arrangement: str = RE
 
     nnunet = arrangement == NNUNET and spec.nnunet is not None
     writer = phantom_hooks.get(spec.phantom.hook) if spec.phantom.hook and not nnunet else None
-    values = nnunet_values(spec) if nnunet else None
+    values = label_values(spec, arrangement)
     for n, raw in enumerate(spec.phantom.cases):
         layout, caps = arrangement_case(spec, raw, arrangement)
         absent = set(spec.phantom.absent.get(caps.get("case", ""), []))
@@ -305,17 +305,26 @@ def generate(key: str, root: str | Path, *, seed: int = 0, arrangement: str = RE
             writer(spec, layout, root, caps, body, onto)
         else:
             write_case(spec, layout, root, caps, body, onto, values)
-    alt = spec.arrangements.get(arrangement)
-    files = alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files
-    if nnunet:
-        files = {"dataset.json": nnunet_dataset_json(spec, onto)}
-    for rel, content in files.items():
+    for rel, content in extra_files(spec, arrangement, onto).items():
         _write_extra(root / rel, content)
     for rel in spec.phantom.junk if arrangement == RELEASE else []:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(APPLE_DOUBLE if p.name.startswith("._") else b"")
     return root
+
+
+def extra_files(spec: DatasetSpec, arrangement: str, onto: Ontology) -> dict[str, Any]:
+    """The files besides the scans that a copy in ``arrangement`` carries (dataset.json, meta.csv, ...)."""
+    if arrangement == NNUNET and spec.nnunet is not None:
+        return {"dataset.json": nnunet_dataset_json(spec, onto)}
+    alt = spec.arrangements.get(arrangement)
+    return alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files
+
+
+def label_values(spec: DatasetSpec, arrangement: str) -> dict[str, int] | None:
+    """Label key → value of the label maps a copy in ``arrangement`` writes (None: the spec's own values)."""
+    return nnunet_values(spec) if arrangement == NNUNET and spec.nnunet is not None else None
 
 
 # ---------------------------------------------------------------------- nnU-Net copies
