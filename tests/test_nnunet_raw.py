@@ -128,3 +128,15 @@ def test_nnunet_copy_layout_as_conversions_write_it(key, tmp_path):
     assert data["labels"]["background"] == 0 and len(data["channel_names"]) == n_channels
     lab = next((root / "labelsTr").iterdir())
     assert nib.load(lab).ndim == 3 and set(np.unique(np.asarray(nib.load(lab).dataobj))) <= set(data["labels"].values())
+
+
+def test_detect_tells_kits19s_copy_from_kits23_by_its_dataset_json(tmp_path):
+    """KiTS19's and KiTS23's nnU-Net copies both name cases case_NNNNN; dataset.json says which it is."""
+    from satds.ingest.detect import detect
+
+    root = nnunet_copy("kits19", tmp_path, channel_names={"0": "CT"}, labels={"background": 0, "Kidney": 1, "Tumor": 2}, file_ending=".nii.gz")
+    for p in (root / "imagesTs").iterdir():  # only the labelled training cases, as nnU-Net's conversions keep
+        p.unlink()
+    assert [d.key for d in detect(tmp_path).found] == ["kits19"]
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0, "kidney": [1, 2, 3], "masses": [2, 3], "tumor": 2}, "regions_class_order": [1, 3, 2], "file_ending": ".nii.gz"}))
+    assert sorted(d.key for d in detect(tmp_path).found) == ["kits23"]

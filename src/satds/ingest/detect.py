@@ -10,10 +10,12 @@ are not reported.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..specs import DatasetSpec, all_specs, spec_keys
+from ..specs import DatasetSpec, all_specs, get_spec, spec_keys
+from ..specs.model import NNUNET
 from .roots import DEPTH, Copy, FileIndex, Location, locate
 
 
@@ -103,6 +105,20 @@ def _files_of(copy: Copy, index: FileIndex) -> set[str]:
     return out
 
 
+def _label_fit(copy: Copy) -> float:
+    """How well an nnU-Net copy's dataset.json fits its spec (1 for other arrangements)."""
+    if copy.arrangement != NNUNET:
+        return 1.0
+    from ..labels.classes import nnunet_label_fit
+    from ..ontology import load_ontology
+
+    try:
+        data = json.loads((copy.folder / "dataset.json").read_text())
+        return nnunet_label_fit(get_spec(copy.key), load_ontology(), data)
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+
+
 def detect(root: str | Path, *, depth: int = DEPTH, keys: list[str] | None = None) -> Detection:
     """Every release of every spec (or of ``keys``) found under ``root``; see the module docstring."""
     index = FileIndex(root, depth)
@@ -120,6 +136,10 @@ def detect(root: str | Path, *, depth: int = DEPTH, keys: list[str] | None = Non
             found.append(Detected(spec.key, loc, sorted(views.get(spec.key, []))))
     files = {id(c): _files_of(c, index) for d in found for c in d.location.copies}
     claimed = set().union(*files.values()) if files else set()
+    fit = {id(c): _label_fit(c) for d in found for c in d.location.copies}
+
+    def score(c: Copy) -> tuple:
+        return (c.scans, -len(c.found.problems), fit[id(c)])
 
     def owned(d: Detected) -> bool:
         """Its matched files are another release's files, which that release reads better."""
@@ -128,13 +148,15 @@ def detect(root: str | Path, *, depth: int = DEPTH, keys: list[str] | None = Non
         for c in d.location.copies:
             rivals = [
                 o for e in found if e is not d for o in e.location.copies
-                if c.hits <= files[id(o)] and (o.scans, -len(o.found.problems)) > (c.scans, -len(c.found.problems))
+                if c.hits <= files[id(o)] and score(o) > score(c)
             ]
             if not rivals:
                 return False
         return True
 
     # A spec reading the same file names as another release (CTSpine1K from its sources reads the release's
-    # label files too) is not reported where the other release reads them better (two specs reading the same files equally well are both reported).
+    # label files too; kits23 reads KiTS19's nnU-Net copy, whose dataset.json lacks the cyst) is not reported
+    # where the other release reads them better: more scans, fewer failing cases, or an nnU-Net dataset.json
+    # that fits it better. Two specs reading the same files equally well are both reported.
     kept = [d for d in found if not owned(d)]
     return Detection(index.root, kept, index)

@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SatdsError
-from ..specs.model import RELEASE, DatasetSpec
+from ..errors import CaseError, SatdsError
+from ..specs.model import PATTERN_TOKEN, RELEASE, DatasetSpec
 from .discover import Discovery, discover_at
 from .patterns import capture_regexes, compile_pattern, components, constrain, glob_of, is_literal, literal_ends
 from .walk import walk
@@ -58,36 +58,65 @@ class Anchor:
 
 @dataclass(frozen=True)
 class _Tail:
-    """What a pattern's last component says about the names it can match."""
+    """What a pattern's last two components say about the names it can match."""
 
     exact: str | None  # a literal name
     prefix: str
     suffix: str
-    rx: re.Pattern | None  # the component on its own (a prefilter on names)
+    rx: re.Pattern | None  # the last component on its own (a filter on names)
     parent: str | None  # a literal parent folder name
+    parent_rx: re.Pattern | None = None  # the parent component on its own (a filter on folder names)
 
 
-_SPANS = re.compile(r"/|\.\*|\.\+|\[\^|\\S|\\W|\\D")
+# A capture regex that may match a '/': a literal slash, any-character dots, classes such as \S.
+_SPANS = re.compile(r"/|(?<!\\)\.|\\[SWD]")
+# ``{name:(?:folder/)?}`` at the start of a component: an optional folder level, not part of a file name.
+_OPTIONAL_FOLDER = re.compile(r"^\{\w+:\(\?:[^{}]*/\)\?\}")
+
+
+def _spans(rx: str | None) -> bool:
+    """Whether a capture regex can match across folders (a negated class excluding '/' cannot)."""
+    return rx is not None and _SPANS.search(re.sub(r"\[\^[^\]]*/[^\]]*\]", "", rx)) is not None
+
+
+def _component_rx(comp: str) -> re.Pattern | None:
+    if comp == "**" or any(_spans(r) for r in capture_regexes(comp).values()):
+        return None
+    return compile_pattern(comp).regex
 
 
 @functools.lru_cache(maxsize=4096)
 def _tail(text: str) -> _Tail:
-    comps = components(text)
-    last = comps[-1]
-    regexes = capture_regexes(last)
-    spans = any(r is not None and _SPANS.search(r) for r in regexes.values())
+    # A name used again in the last components (``{case}/{case}.nii.gz``) matched its first regex there.
+    comps = components(constrain_all(text))
+    last = _OPTIONAL_FOLDER.sub("", comps[-1])
+    parent_comp = comps[-2] if len(comps) > 1 and last == comps[-1] else None
+    parent = parent_comp if parent_comp is not None and is_literal(parent_comp) else None
+    parent_rx = _component_rx(parent_comp) if parent_comp is not None and parent is None else None
     if is_literal(last):
-        return _Tail(last, last, last, None, comps[-2] if len(comps) > 1 and is_literal(comps[-2]) else None)
+        return _Tail(last, last, last, None, parent, parent_rx)
     prefix, suffix = literal_ends(last)
-    if spans:  # a capture may reach into earlier components: only the literal suffix is certain
-        return _Tail(None, "", suffix, None, None)
-    rx = compile_pattern(last).regex
-    parent = comps[-2] if len(comps) > 1 and is_literal(comps[-2]) else None
-    return _Tail(None, prefix, suffix, rx, parent)
+    rx = _component_rx(last)
+    if rx is None:  # a capture may reach into earlier components: only the literal suffix is certain
+        return _Tail(None, "", suffix, None, None, None)
+    return _Tail(None, prefix, suffix, rx, parent, parent_rx)
+
+
+def constrain_all(text: str) -> str:
+    """Every use of a capture carries the regex of its first use (for matching components on their own)."""
+    known = {k: v for k, v in capture_regexes(text).items() if v}
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name and not m.group(2) and name in known:
+            return "{%s:%s}" % (name, known[name])
+        return m.group(0)
+
+    return PATTERN_TOKEN.sub(sub, text)
 
 
 class _Names:
-    """Paths by base name, with sorted name lists for prefix and suffix ranges."""
+    """Paths by base name and by parent folder name, with sorted name lists for prefix and suffix ranges."""
 
     def __init__(self, paths: list[str], root_name: str):
         self.root_name = root_name  # the parent folder name of the entries at the top
@@ -110,31 +139,24 @@ class _Names:
         return lo, hi
 
     def candidates(self, t: _Tail) -> list[str]:
+        """Paths whose name (and parent folder's name) can match; the full pattern decides later."""
         if t.exact is not None:
-            paths = self.by_name.get(t.exact, [])
-            return [p for p in paths if t.parent is None or self.parent(p) == t.parent]
-        options = []
-        plo, phi = self._range(self.names, t.prefix) if t.prefix else (0, len(self.names))
-        options.append((phi - plo, "prefix"))
-        if t.suffix:
-            slo, shi = self._range(self.rnames, t.suffix[::-1])
-            options.append((shi - slo, "suffix"))
-        if t.parent is not None:
-            options.append((len(self.by_parent.get(t.parent, [])), "parent"))
-        _, how = min(options)
-        if how == "parent":
-            pool = self.by_parent.get(t.parent, [])
-            return [p for p in pool if self._name_ok(p.rpartition("/")[2], t)]
-        names = self.names[plo:phi] if how == "prefix" else [n[::-1] for n in self.rnames[slo:shi]]
-        out: list[str] = []
-        for n in names:
-            if self._name_ok(n, t):
-                out += self.by_name[n] if t.parent is None else [p for p in self.by_name[n] if self.parent(p) == t.parent]
-        return out
-
-    @staticmethod
-    def _name_ok(name: str, t: _Tail) -> bool:
-        return name.startswith(t.prefix) and name.endswith(t.suffix) and (t.rx is None or t.rx.match(name) is not None)
+            names = [t.exact] if t.exact in self.by_name else []
+        else:
+            plo, phi = self._range(self.names, t.prefix) if t.prefix else (0, len(self.names))
+            slo, shi = self._range(self.rnames, t.suffix[::-1]) if t.suffix else (0, len(self.rnames))
+            pool = self.names[plo:phi] if phi - plo <= shi - slo else [n[::-1] for n in self.rnames[slo:shi]]
+            names = [n for n in pool if n.startswith(t.prefix) and n.endswith(t.suffix) and (t.rx is None or t.rx.match(n))]
+        if t.parent is None and t.parent_rx is None:
+            return [p for n in names for p in self.by_name[n]]
+        parents = [t.parent] if t.parent is not None else [n for n in self.by_parent if t.parent_rx.match(n)]
+        by_parent = sum(len(self.by_parent.get(n, ())) for n in parents)
+        by_name = sum(len(self.by_name[n]) for n in names)
+        if by_parent < by_name:
+            wanted = set(names)
+            return [p for n in parents for p in self.by_parent.get(n, ()) if p.rpartition("/")[2] in wanted]
+        ok = set(parents)
+        return [p for n in names for p in self.by_name[n] if self.parent(p) in ok]
 
 
 class FileIndex:
@@ -182,19 +204,25 @@ class FileIndex:
         if key in self._hits:
             return self._hits[key]
         pat = compile_pattern(text)
+        rx = pat.regex.match
         names = self._dirs if pat.dirs else self._files
+        ups = [(Anchor(up), self.prefix(Anchor(up))) for up in range(1, len(self.parents) + 1)]
         out = []
         for path in names.candidates(_tail(text)):
             found = []
-            parts = path.split("/")
-            for d in range(0, min(self.depth, len(parts) - 1) + 1):
-                sub = "/".join(parts[d:])
-                if pat.regex.match(sub) and not _excluded(sub, exclude):
-                    found.append(Anchor(0, "/".join(parts[:d])))
-            for up in range(1, len(self.parents) + 1):
-                sub = self.prefix(Anchor(up)) + path
-                if pat.regex.match(sub) and not _excluded(sub, exclude):
-                    found.append(Anchor(up))
+            start, d = 0, 0
+            while True:  # anchors at the root and below: the path after its first d folders
+                sub = path[start:]
+                if rx(sub) and not (exclude and _excluded(sub, exclude)):
+                    found.append(Anchor(0, path[: start - 1] if start else ""))
+                i = path.find("/", start)
+                if i < 0 or d == self.depth:
+                    break
+                start, d = i + 1, d + 1
+            for anchor, prefix in ups:  # anchors above the root: the root's own name(s) first
+                sub = prefix + path
+                if rx(sub) and not (exclude and _excluded(sub, exclude)):
+                    found.append(anchor)
             if found:
                 out.append((path, tuple(found)))
         self._hits[key] = out
@@ -361,8 +389,10 @@ def _candidates(spec: DatasetSpec, index: FileIndex, arrangement: str) -> dict[A
 
 def _evaluate(spec: DatasetSpec, index: FileIndex, arrangement: str, anchor: Anchor, hits: frozenset[str]) -> Copy:
     folder = index.folder(anchor)
-    # A release above the named folder: only the scans under the named folder.
-    found = discover_at(spec, folder, arrangement, index.cache, index.prefix(anchor) if anchor.up else "")
+    try:  # a release above the named folder: only the scans under the named folder
+        found = discover_at(spec, folder, arrangement, index.cache, index.prefix(anchor) if anchor.up else "")
+    except SatdsError as e:  # e.g. an unreadable dataset.json or split table: this copy's error, not the run's
+        found = Discovery(problems=[CaseError(str(e), dataset=spec.key, file=next(iter(sorted(hits)), ""))])
     return Copy(spec.key, arrangement, anchor, folder, hits, found)
 
 

@@ -179,6 +179,41 @@ def nnunet_labels(data: dict) -> tuple[list[tuple[str, int]], dict[str, list[int
     return [(n, v) for n, v in pairs if v != 0 and n.lower() != "ignore"], regions
 
 
+def nnunet_entry(spec: DatasetSpec, onto: Ontology, name: str) -> LabelEntry | None:
+    """The spec's label an nnU-Net label name stands for: by the release's own name (``source``), by the
+    spec's key (a per-class file's name), else through the ontology (``Kidney`` → the kidney entry)."""
+    low = name.strip().lower()
+    for e in spec.labels:
+        if e.source is not None and e.source.lower() == low:
+            return e
+    for e in spec.labels:
+        if str(e.value).lower() == low:
+            return e
+    c = onto.try_resolve(name)
+    if c is not None:
+        for e in spec.labels:
+            if [onto.resolve(x).id for x in e.classes] == [c.id]:
+                return e
+    return None
+
+
+def nnunet_label_fit(spec: DatasetSpec, onto: Ontology, data: dict) -> float:
+    """How well an nnU-Net folder's labels fit a spec: the share of the spec's classed labels its names
+    (or regions) cover, 0 when a name is unknown to the spec (KiTS19's copy fits kits19, not kits23)."""
+    pairs, regions = nnunet_labels(data)
+    hit = set()
+    for name, _ in pairs:
+        e = nnunet_entry(spec, onto, name)
+        if e is None:
+            return 0.0
+        hit.add(str(e.value))
+    covered = {str(v) for vals in regions.values() for v in vals}
+    if covered - hit - {str(e.value) for e in spec.labels}:
+        return 0.0  # a region holds a value the spec does not have (KiTS23's cyst for kits19)
+    wanted = [str(e.value) for e in spec.labels if e.classes]
+    return sum(1 for k in wanted if k in hit or k in covered) / max(1, len(wanted))
+
+
 def resolve_nnunet_classes(spec: DatasetSpec, onto: Ontology, data: dict) -> DatasetClasses:
     """A dataset's label semantics in an nnU-Net copy, from that folder's own ``dataset.json``.
 
@@ -192,24 +227,8 @@ def resolve_nnunet_classes(spec: DatasetSpec, onto: Ontology, data: dict) -> Dat
     notes: list[str] = []
     entries = []
     named: set[int] = set()
-
-    def match(name: str) -> LabelEntry | None:
-        low = name.strip().lower()
-        for e in spec.labels:
-            if e.source is not None and e.source.lower() == low:
-                return e
-        for e in spec.labels:
-            if str(e.value).lower() == low:
-                return e
-        c = onto.try_resolve(name)
-        if c is not None:
-            for e in spec.labels:
-                if [onto.resolve(x).id for x in e.classes] == [c.id]:
-                    return e
-        return None
-
     for name, value in pairs:
-        e = match(name)
+        e = nnunet_entry(spec, onto, name)
         if e is None:
             if value in spec.unlabelled_values:
                 continue
