@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from .app import CatalogOpt, app, catalog_dir, console, err_console, fail
+from .app import CatalogOpt, app, console, err_console, fail
 
 
 @app.command("detect")
