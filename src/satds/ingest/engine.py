@@ -300,7 +300,6 @@ def ingest(
         dataset_classes.cache_clear()
         try:
             root, summary.arrangement, cases, problems, skipped = _locate(spec, root, arrangement, summary)
-            dataset_classes(spec.key, str(root), summary.arrangement)
         except SatdsError as e:  # no copy of the release under the root, or several
             fail(CaseError(str(e), dataset=spec.key))
             cases, problems, skipped = [], [], []
@@ -387,13 +386,15 @@ def ingest(
 
 def _locate(spec: DatasetSpec, root: Path, arrangement: str | None, summary: IngestSummary) -> tuple[Path, str, list[CaseFiles], list, list]:
     """(the release folder under or above ``root``, its arrangement, cases, problems, skipped); a root holding
-    no copy or several copies of the release is a :class:`RootError` saying what was tried and how to choose."""
+    no copy or several copies of the release is a :class:`RootError` saying what was tried and how to choose,
+    and a copy whose label table does not resolve raises before any case is returned."""
     from .roots import RootError, locate
 
     loc = locate(spec, root, arrangement)
     copy = loc.copy
     if loc.ambiguous or copy is None:
         raise RootError(loc.error())
+    dataset_classes(spec.key, str(copy.folder), copy.arrangement)  # the copy's label table must resolve first
     summary.root = str(copy.folder)
     summary.notes += loc.notes
     if copy.folder != root:

@@ -441,13 +441,20 @@ def locate(spec: DatasetSpec, root: str | Path, arrangement: str | None = None, 
 def _set_aside_conversions(spec: DatasetSpec, loc: Location) -> None:
     """Conversions kept beside the release's own files (``beside_release``: HaN-Seg's CT as .nii.gz next to
     the .nrrd) are not a second copy when the release at the same folder has every scan they have."""
-    releases = {c.anchor: c for c in loc.copies if c.arrangement == RELEASE}
+    releases = [c for c in loc.copies if c.arrangement == RELEASE]
     keep = []
     for c in loc.copies:
         alt = spec.arrangements.get(c.arrangement)
-        rel = releases.get(c.anchor)
-        if alt is not None and getattr(alt, "beside_release", False) and rel is not None and {x.scan_id for x in c.cases} <= {x.scan_id for x in rel.cases}:
-            loc.notes.append(f"{c.arrangement} files beside the release at {loc.index.where(c.anchor)} are conversions of it; the release's files are read")
+        scans = {x.scan_id for x in c.cases}
+        # beside: the same folder, or one holding the other (Adrenal-ACC-Ki67's converted_nii/ beside its collection folder)
+        rel = next((r for r in releases if _nested(r.folder, c.folder) and scans <= {x.scan_id for x in r.cases}), None)
+        if alt is not None and alt.beside_release and rel is not None:
+            loc.notes.append(f"{c.arrangement} files at {loc.index.where(c.anchor)} are conversions kept beside the release; the release's files are read")
             continue
         keep.append(c)
-    loc.copies = keep
+    order = {name: i for i, name in enumerate(spec.arrangement_names)}
+    loc.copies = sorted(keep, key=lambda c: (order.get(c.arrangement, len(order)), c.anchor.up, c.anchor.rel))
+
+
+def _nested(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents

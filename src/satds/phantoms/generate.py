@@ -318,7 +318,7 @@ def extra_files(spec: DatasetSpec, arrangement: str, onto: Ontology) -> dict[str
     """The files besides the scans that a copy in ``arrangement`` carries (dataset.json, meta.csv, ...)."""
     if arrangement == NNUNET and spec.nnunet is not None:
         return {"dataset.json": nnunet_dataset_json(spec, onto)}
-    alt = spec.arrangements.get(arrangement)
+    alt = spec.arrangement(arrangement)
     return alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files
 
 

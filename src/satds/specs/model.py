@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..errors import SpecError
 
@@ -402,30 +402,40 @@ class DatasetSpec(Strict):
     def _arrangement_names(self) -> "DatasetSpec":
         if RELEASE in self.arrangements:
             raise ValueError(f"arrangement name {RELEASE!r} is the spec's own layout; give the alternative another name")
-        if NNUNET in self.arrangements and self.nnunet is None:
+        if NNUNET in self.arrangements:
             raise ValueError(f"arrangement name {NNUNET!r} is synthesised from the spec's `nnunet` block; declare that instead")
         if self.nnunet is not None:
-            self.arrangements[NNUNET] = nnunet_arrangement(self)
+            self._synthesised[NNUNET] = nnunet_arrangement(self)
         return self
+
+    # Arrangements the engine makes from the spec (the nnU-Net raw folder); not part of the spec's data.
+    _synthesised: dict[str, Arrangement] = PrivateAttr(default_factory=dict)
 
     @property
     def arrangement_names(self) -> list[str]:
-        """The publisher's arrangement first, then the alternatives in the spec's order."""
-        return [RELEASE, *self.arrangements]
+        """The publisher's arrangement first, then the declared alternatives in the spec's order, then the
+        synthesised ones (``nnunet``)."""
+        return [RELEASE, *self.arrangements, *self._synthesised]
+
+    def arrangement(self, name: str) -> "Arrangement | None":
+        """A declared or synthesised alternative arrangement (None for the publisher's)."""
+        if name == RELEASE:
+            return None
+        alt = self.arrangements.get(name) or self._synthesised.get(name)
+        if alt is None:
+            raise SpecError(f"{self.key}: no arrangement {name!r} (known: {self.arrangement_names})")
+        return alt
 
     def layouts_of(self, arrangement: str = RELEASE) -> list[Layout]:
-        if arrangement == RELEASE:
-            return self.layout
-        if arrangement not in self.arrangements:
-            raise SpecError(f"{self.key}: no arrangement {arrangement!r} (known: {self.arrangement_names})")
-        return self.arrangements[arrangement].layout
+        alt = self.arrangement(arrangement)
+        return self.layout if alt is None else alt.layout
 
     def label_table_of(self, arrangement: str = RELEASE) -> "LabelTable | None":
-        alt = self.arrangements.get(arrangement)
+        alt = self.arrangements.get(arrangement) or self._synthesised.get(arrangement)
         return alt.label_table if alt is not None and alt.label_table is not None else self.label_table
 
     def official_split_of(self, arrangement: str = RELEASE) -> "OfficialSplit":
-        alt = self.arrangements.get(arrangement)
+        alt = self.arrangements.get(arrangement) or self._synthesised.get(arrangement)
         return alt.official_split if alt is not None and alt.official_split is not None else self.official_split
 
     @property
