@@ -391,7 +391,9 @@ def _evaluate(spec: DatasetSpec, index: FileIndex, arrangement: str, anchor: Anc
     folder = index.folder(anchor)
     try:  # a release above the named folder: only the scans under the named folder
         found = discover_at(spec, folder, arrangement, index.cache, index.prefix(anchor) if anchor.up else "")
-    except SatdsError as e:  # e.g. an unreadable dataset.json or split table: this copy's error, not the run's
+    except CaseError as e:  # a release table that cannot be read names its file: this copy's error, not the run's
+        found = Discovery(problems=[e.located(dataset=spec.key)])
+    except SatdsError as e:  # e.g. a dataset.json that is not JSON
         found = Discovery(problems=[CaseError(str(e), dataset=spec.key, file=next(iter(sorted(hits)), ""))])
     return Copy(spec.key, arrangement, anchor, folder, hits, found)
 

@@ -31,7 +31,8 @@ def identity(path: str | os.PathLike) -> tuple[int, int] | None:
 
 
 def list_dir(path: str, cache: dict | None = None) -> Listing:
-    """The folder's visible sub-folders and files (sorted; symlinks resolved; unreadable: empty)."""
+    """The folder's visible sub-folders and other entries (sorted; symlinks to folders are folders; an
+    unreadable folder lists nothing)."""
     if cache is not None and path in cache:
         return cache[path]
     dirs: list[tuple[str, tuple[int, int]]] = []
@@ -56,9 +57,9 @@ def list_dir(path: str, cache: dict | None = None) -> Listing:
                                 dev = os.stat(path).st_dev
                             ident = (dev, e.inode())
                         dirs.append((e.name, ident))
-                    elif e.is_file():
+                    else:  # as os.walk: every other entry (a pipe, a broken link) is listed, its reader says what is wrong
                         files.append(e.name)
-                except OSError:  # a broken link or a vanished entry: not data
+                except OSError:  # an entry that vanished while listing
                     continue
     dirs.sort()
     out: Listing = ([d for d, _ in dirs], sorted(files), [i for _, i in dirs])

@@ -322,7 +322,7 @@ class DatasetSpec(Strict):
     official_split: OfficialSplit = "unknown"
     # The dataset as an nnU-Net raw folder (an arrangement the engine synthesises; see NnunetRaw).
     nnunet: NnunetRaw | None = None
-    # Regexes for captures that the layouts leave open, in every arrangement (``{case: 'liver_\\d+'}``: the
+    # Regexes for captures that the layouts leave open, in every arrangement (``{case: 'liver_[^/_]+'}``: the
     # Decathlon base's ``imagesTr/{case}.nii.gz`` then finds Task03's files only, not another task's).
     captures: dict[str, str] = Field(default_factory=dict)
 
