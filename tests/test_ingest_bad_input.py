@@ -109,7 +109,7 @@ def test_empty_folder_and_wrong_root(tmp_path, catalog):
     (tmp_path / "empty").mkdir()
     s = ingest("msd_liver", tmp_path / "empty", catalog, workers=1)
     assert s.scans == 0 and s.failed == 1
-    assert "no scans found under the root" in s.failures[0] and "imagesTr/{case}.nii.gz" in s.failures[0]
+    assert "no scans of msd_liver found under the root" in s.failures[0] and "imagesTr/liver_*.nii.gz" in s.failures[0]
     s = ingest("msd_liver", tmp_path / "nowhere", catalog, workers=1)
     assert s.failed == 1 and "dataset root does not exist" in s.failures[0]
     assert failures(catalog)[0][3].startswith("msd_liver: ")

@@ -15,7 +15,7 @@ from satds.ingest.quirks.uls23 import label_candidates
 from satds.phantoms import generate
 from satds.specs import get_spec
 
-LABELS = "ULS23/processed_data/fully_annotated/LIDC-IDRI/labels"
+LABELS = "LIDC-IDRI/labels"
 
 
 @pytest.fixture

@@ -13,14 +13,30 @@ from .app import CatalogOpt, app, catalog_dir, console, data, err_console, fail
 
 @app.command("ingest")
 def ingest_cmd(
-    key: Annotated[str, typer.Argument(help="Dataset key, e.g. msd_liver, verse, totalsegmentator (case-insensitive).")],
-    root: Annotated[Path, typer.Option("--root", "-r", help="The dataset as downloaded (its top folder).")],
+    key: Annotated[Optional[str], typer.Argument(help="Dataset key, e.g. msd_liver, verse, totalsegmentator (case-insensitive); omit with --all.")] = None,
+    root: Annotated[Path, typer.Option("--root", "-r", help="The dataset as downloaded: its folder, a folder up to three levels above it (e.g. ~/data), or one of its sub-folders (then only the scans in it).")] = ...,
     catalog: CatalogOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Parallel processes [default: all cores].")] = None,
     headers_only: Annotated[bool, typer.Option("--headers-only", help="Read image headers only (faster; integrity and fingerprints wait for build).")] = False,
-    arrangement: Annotated[Optional[str], typer.Option("--arrangement", "-a", help="Which arrangement of the release the root holds: 'release' (the publisher's) or one the spec lists (e.g. sat_ds) [default: the one found].")] = None,
+    arrangement: Annotated[Optional[str], typer.Option("--arrangement", "-a", help="Which arrangement of the release the root holds: 'release' (the publisher's), 'nnunet' (an nnU-Net raw folder) or one the spec lists (e.g. sat_ds) [default: the one found].")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Ingest every release found under --root (what `satds detect --ingest` does).")] = False,
 ) -> None:
     """Record every case of one dataset, read in its native layout, in the catalog."""
+    if all_:
+        if key is not None or arrangement is not None:
+            raise fail("--all finds the datasets and their arrangements itself; give no KEY and no --arrangement")
+        from .detect import detect_and_ingest
+
+        detect_and_ingest(root, ingest=True, catalog=catalog, workers=workers)
+        return
+    if key is None:
+        raise fail("give a dataset KEY (satds datasets lists them), or --all")
+    if not ingest_one(key, root, catalog, workers=workers, headers_only=headers_only, arrangement=arrangement):
+        raise typer.Exit(1)
+
+
+def ingest_one(key: str, root: Path, catalog: Path | None, *, workers: int | None = None, headers_only: bool = False, arrangement: str | None = None) -> bool:
+    """Ingest one dataset with a progress bar and print its summary; False when every case failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..catalog import Catalog
@@ -45,6 +61,7 @@ def ingest_cmd(
         + (f" ({summary.reused} unchanged, reused)" if summary.reused else "")
         + (f", {summary.skipped} skipped by the spec" if summary.skipped else "")
         + (f", [red]{summary.failed} failed[/red]" if summary.failed else "")
+        + f" from {data(summary.root)}" + (f" ({summary.arrangement})" if summary.arrangement != "release" else "")
         + f" → {data(cat.root)}",
         highlight=False,
     )
@@ -54,8 +71,7 @@ def ingest_cmd(
         err_console.print(f"  … {len(summary.failures) - 20} more: satds query \"SELECT * FROM failures\"", highlight=False)
     for n in summary.notes[:10]:
         console.print(f"  [dim]note: {data(n)}[/dim]", highlight=False, soft_wrap=True)
-    if summary.failed and not summary.scans:
-        raise typer.Exit(1)
+    return not (summary.failed and not summary.scans)
 
 
 def dataset_rows() -> list[dict]:

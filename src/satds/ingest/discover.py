@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import CaseError, ReadError, SpecError
 from ..specs.model import (
+    NNUNET,
     RELEASE,
     DatasetSpec,
     Layout,
@@ -21,6 +22,7 @@ from ..specs.model import (
     SplitFromTable,
 )
 from .hooks import get_hook
+from .nnunet_raw import nnunet_layouts
 from .patterns import compile_pattern, fill, fill_partial, find, has_wildcards
 
 SPLITS = {"train", "validation", "test", "unknown"}
@@ -160,74 +162,88 @@ def _skipped(spec: DatasetSpec, case_id: str) -> str | None:
     return None
 
 
+@dataclass
+class Discovery:
+    """What one arrangement's layouts find at one folder: cases, per-case problems, skipped cases, and how
+    many scan ids were found twice (a folder holding two copies of the release)."""
+
+    cases: list[CaseFiles] = field(default_factory=list)
+    problems: list[CaseError] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: int = 0
+
+
 def discover(
-    spec: DatasetSpec, root: Path, arrangement: str = RELEASE
+    spec: DatasetSpec, root: Path, arrangement: str = RELEASE, cache: dict | None = None
 ) -> tuple[list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
-    """(cases, problems, skipped) for one dataset root in one arrangement. Problems are per-case errors to record."""
+    """(cases, problems, skipped) for one dataset root in one arrangement. Problems are per-case errors to record.
+
+    ``root`` is the folder the arrangement's patterns are relative to; :func:`satds.ingest.roots.locate`
+    finds it from whatever folder a user names.
+    """
+    d = discover_at(spec, root, arrangement, cache)
+    return d.cases, d.problems, d.skipped
+
+
+def discover_at(spec: DatasetSpec, root: Path, arrangement: str = RELEASE, cache: dict | None = None, within: str = "") -> Discovery:
+    """:func:`discover` with the count of scan ids found twice (``cache``: folder listings to share).
+
+    ``within`` (a folder under ``root``, ending in ``/``) keeps only the scans whose matched file lies in it;
+    their other files (labels, channels) resolve anywhere under ``root``.
+    """
     root = Path(root)
     default_splits = SplitResolver(spec, root, arrangement=arrangement)
-    cases: list[CaseFiles] = []
-    problems: list[CaseError] = []
-    skipped: list[tuple[str, str]] = []
+    out = Discovery()
     seen: dict[str, str] = {}
-    cache: dict = {}  # folder listings shared by every layout's searches
-    for layout in spec.layouts_of(arrangement):
+    cache = {} if cache is None else cache  # folder listings shared by every layout's searches
+    layouts = nnunet_layouts(spec, root) if arrangement == NNUNET and spec.nnunet is not None else spec.layouts_of(arrangement)
+    for layout in layouts:
         hook = get_hook(layout.hook, "discover")
-        found = hook(spec, layout, root) if hook else _discover_layout(spec, layout, root, problems, cache)
-        if isinstance(found, tuple):  # a discovery hook may return (cases, per-case problems)
-            found, more = found
-            problems += more
+        if hook:
+            found = hook(spec, layout, root)
+            if isinstance(found, tuple):  # a discovery hook may return (cases, per-case problems)
+                found = [*found[0], *found[1]]
+            if within:  # the hook walked the whole root: keep what lies in ``within``
+                found = [x for x in found if _path_of(x).startswith(within)]
+        else:
+            found = _discover_layout(spec, layout, root, out.problems, cache, within)
         splits = SplitResolver(spec, root, layout.official_split) if layout.official_split is not None else default_splits
         for cf in found:
             if isinstance(cf, CaseError):  # a discover hook reports a bad case and goes on
-                problems.append(cf.located(dataset=spec.key))
+                out.problems.append(cf.located(dataset=spec.key))
                 continue
             cf.arrangement = arrangement
             if not cf.official_split or cf.official_split == "unknown":
                 cf.official_split = splits(cf.captures, cf.case_id)
             reason = _skipped(spec, cf.case_id)
             if reason:
-                skipped.append((cf.case_id, reason))
+                out.skipped.append((cf.case_id, reason))
                 continue
             if cf.scan_id in seen:
-                problems.append(CaseError(f"scan id {cf.scan_id!r} found twice ({seen[cf.scan_id]} and {cf.images[0]}); the spec's case_id template is not unique", dataset=spec.key, case=cf.case_id, file=cf.images[0]))
+                out.duplicates += 1
+                out.problems.append(CaseError(f"scan id {cf.scan_id!r} found twice ({seen[cf.scan_id]} and {cf.images[0]}); the spec's case_id template is not unique, or the folder holds two copies of the release", dataset=spec.key, case=cf.case_id, file=cf.images[0]))
                 continue
             seen[cf.scan_id] = cf.images[0]
-            cases.append(cf)
-    return cases, problems, skipped
+            out.cases.append(cf)
+    return out
 
 
-def discover_arrangement(
-    spec: DatasetSpec, root: Path, arrangement: str | None = None
-) -> tuple[str, list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
-    """(arrangement, cases, problems, skipped): ``discover`` in the named arrangement, or in the one
-    arrangement of the spec that finds anything under ``root``. Two arrangements that both find scans
-    are two copies of the release side by side: an error naming both, never a silent choice. Conversions
-    kept beside the release's files (``beside_release``) finding no scan the release lacks are set aside."""
-    if arrangement is not None:
-        spec.layouts_of(arrangement)  # an unknown name is an error naming the known ones
-        return (arrangement, *discover(spec, root, arrangement))
-    found = []
-    for name in spec.arrangement_names:
-        cases, problems, skipped = discover(spec, root, name)
-        if cases or problems or skipped:
-            found.append((name, cases, problems, skipped))
-    if not found:
-        return (RELEASE, [], [], [])
-    if len(found) > 1 and found[0][0] == RELEASE:
-        have = {c.scan_id for c in found[0][1]}
-        found = [f for f in found if f[0] == RELEASE or not (spec.arrangements[f[0]].beside_release and {c.scan_id for c in f[1]} <= have)]
-    if len(found) > 1:
-        what = "; ".join(f"{name} ({len(c)} scans, e.g. {c[0].images[0] if c else p[0].file})" for name, c, p, _ in found)
-        raise SpecError(f"{spec.key}: the root holds the release in {len(found)} arrangements: {what}; choose one with --arrangement")
-    return found[0]
+def _path_of(found: CaseFiles | CaseError) -> str:
+    """The file a hook matched for a case (or failed on)."""
+    if isinstance(found, CaseError):
+        return found.file or ""
+    return found.captures.get("path") or found.images[0]
 
 
-def _discover_layout(spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError], cache: dict | None = None) -> list[CaseFiles]:
+def _discover_layout(
+    spec: DatasetSpec, layout: Layout, root: Path, problems: list[CaseError], cache: dict | None = None, within: str = ""
+) -> list[CaseFiles]:
     pat = compile_pattern(layout.match)
     out = []
     cache = {} if cache is None else cache
     for rel, caps in find(root, pat, layout.exclude, cache):
+        if within and not rel.startswith(within):
+            continue
         caps = dict(caps)
         caps["path"] = rel
         for name, tpl in layout.vars.items():
@@ -287,7 +303,7 @@ def case_files(
     elif layout.label_files:
         keys = [str(e.value) for e in spec.labels if e.classes]
         pat = compile_pattern(_partial_fill(layout.label_files, caps))
-        present = {c.get("name"): r for r, c in find(root, pat)}
+        present = {c.get("name"): r for r, c in find(root, pat, (), cache)}
         for e in spec.labels:
             if not e.classes:  # a known file that maps to no class: accepted, never read
                 present.pop(str(e.value), None)

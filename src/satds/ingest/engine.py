@@ -23,12 +23,13 @@ import numpy as np
 
 from .. import __version__
 from ..catalog import Catalog, new_gen, new_id, now
-from ..errors import CaseError, ReadError, SatdsError, WorkerDied, printable
+from ..errors import CaseError, ReadError, SatdsError, SpecError, WorkerDied, printable
 from ..labels import AtomLabels, DatasetClasses, read_label_table, resolve_classes
+from ..labels.classes import resolve_nnunet_classes
 from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec, spec_hash
 from ..specs.model import RELEASE
-from .discover import CaseFiles, discover_arrangement
+from .discover import CaseFiles
 from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
 
 INGEST_VERSION = "1"
@@ -56,7 +57,16 @@ def dataset_classes(key: str, root: str, arrangement: str = RELEASE) -> DatasetC
     spec = get_spec(key)
     table = None
     lt = spec.label_table_of(arrangement)
-    if lt:
+    if lt and lt.format == "nnunet" and root:
+        p = Path(root) / lt.file
+        if not p.is_file():
+            raise SpecError(f"{spec.key}: an nnU-Net folder names its label values in {lt.file}; there is none at {p}, and satds does not guess values")
+        try:
+            data = json.loads(p.read_text())
+        except ValueError as e:
+            raise SpecError(f"{spec.key}: {p} is not valid JSON ({e})") from None
+        return resolve_nnunet_classes(spec, load_ontology(), data)
+    if lt and lt.format != "nnunet":
         p = Path(root) / lt.file
         if p.exists():
             try:
@@ -301,13 +311,11 @@ def ingest(
         dataset_classes.cache_clear()
         cases, problems, skipped = [], [], []
         try:
-            found = discover_arrangement(spec, root, arrangement)
-            dataset_classes(spec.key, str(root), found[0])  # the release's label table: readable, or one failure
-            summary.arrangement, cases, problems, skipped = found
+            root, summary.arrangement, cases, problems, skipped = _locate(spec, root, arrangement, summary)
         except CaseError as e:  # a release table (labels, splits) that cannot be read: it names the file
             fail(e)
-        except SatdsError as e:
-            fail(CaseError(str(e), dataset=spec.key, file=str(root)))
+        except SatdsError as e:  # no copy of the release under the root, or several
+            fail(CaseError(str(e), dataset=spec.key))
         except Exception as e:  # a discovery hook on odd files: one clear failure, not a traceback
             log.debug("discovery of %s failed", spec.key, exc_info=True)
             where = getattr(e, "filename", None)
@@ -316,9 +324,6 @@ def ingest(
         for p in problems:
             fail(p)
         cases = _with_utf8_names(cases, fail)
-        if not cases and not summary.failed:
-            hint = f" (expected files like {spec.layout[0].match!r})"
-            fail(ReadError(f"no scans found under the root{hint}; is this the right folder?", dataset=spec.key, file="."))
 
     prev_scans, prev_ann = _previous(catalog, spec.key) if cases else ({}, {})
     todo: list[CaseFiles] = []
@@ -397,6 +402,24 @@ def ingest(
     catalog.maybe_compact()
     catalog.log_run(ingest_id, f"ingest {spec.key}", {"root": str(root), "arrangement": arrangement, "full": full, "workers": workers}, asdict(summary) | {"failures": summary.failures[:50]}, started)
     return summary
+
+
+def _locate(spec: DatasetSpec, root: Path, arrangement: str | None, summary: IngestSummary) -> tuple[Path, str, list[CaseFiles], list, list]:
+    """(the release folder under or above ``root``, its arrangement, cases, problems, skipped); a root holding
+    no copy or several copies of the release is a :class:`RootError` saying what was tried and how to choose,
+    and a copy whose label table does not resolve raises before any case is returned."""
+    from .roots import RootError, locate
+
+    loc = locate(spec, root, arrangement)
+    copy = loc.copy
+    if loc.ambiguous or copy is None:
+        raise RootError(loc.error())
+    dataset_classes(spec.key, str(copy.folder), copy.arrangement)  # the copy's label table must resolve first
+    summary.root = str(copy.folder)
+    summary.notes += loc.notes
+    if copy.folder != root:
+        summary.notes.insert(0, f"release found at {copy.folder} ({copy.arrangement})")
+    return copy.folder, copy.arrangement, copy.cases, copy.found.problems, copy.found.skipped
 
 
 def _task(key: str, root: str, full: bool, case: CaseFiles) -> dict[str, Any]:

@@ -7,15 +7,16 @@ within one folder, ``**/`` any number of folders. A name used twice must match t
 from __future__ import annotations
 
 import fnmatch
-import os
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from ..specs.model import Template, TemplateLike
+from ..specs.model import NNUNET_ENDING, PATTERN_TOKEN, Template, TemplateLike, constrain  # noqa: F401 (constrain: re-exported)
+from .walk import walk
 
-_TOKEN = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}|\*\*/|\*|\?")
+_TOKEN = PATTERN_TOKEN
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Pattern:
     dirs: bool  # pattern ends with '/': it matches folders (DICOM series)
 
 
+@functools.lru_cache(maxsize=4096)
 def compile_pattern(text: str) -> Pattern:
     dirs = text.endswith("/")
     body = text.rstrip("/")
@@ -59,38 +61,18 @@ def compile_pattern(text: str) -> Pattern:
     return Pattern(text, rx, tuple(names), prefix, dirs)
 
 
-def _hidden(name: str) -> bool:
-    # macOS AppleDouble companions (._x.nii.gz) and dot files are never data.
-    return name.startswith(".")
-
-
-def _walk(root: Path, start: Path, cache: dict | None) -> list[tuple[str, list[str], list[str]]]:
-    """(relative folder, sub-folders, files) under ``start``, hidden entries dropped; memoised in ``cache``."""
-    key = str(start)
-    if cache is not None and key in cache:
-        return cache[key]
-    out = []
-    for dirpath, dirnames, filenames in os.walk(start, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        out.append((rel_dir, list(dirnames), [f for f in filenames if not _hidden(f)]))
-    if cache is not None:
-        cache[key] = out
-    return out
-
-
 def find(root: Path, pattern: Pattern, exclude: list[str] = (), cache: dict | None = None) -> list[tuple[str, dict[str, str]]]:
     """All (relative path, captures) under ``root`` matching the pattern, sorted by path.
 
     ``cache`` (a dict owned by the caller, e.g. one discovery run) keeps folder listings, so many
-    searches of one tree walk it once.
+    searches of one tree read each folder once (see :mod:`satds.ingest.walk`: symlinks are followed, each
+    real folder once).
     """
     start = root / pattern.static_prefix if pattern.static_prefix else root
-    if not start.exists():
+    if not start.is_dir():
         return []
     hits = []
-    for rel_dir, dirnames, filenames in _walk(root, start, cache):
+    for rel_dir, dirnames, filenames in walk(root, start, cache):
         candidates = dirnames if pattern.dirs else filenames
         for name in candidates:
             rel = rel_dir + name
@@ -139,3 +121,92 @@ def fill(template: TemplateLike, captures: dict[str, str]) -> str:
             raise SpecError(f"regex {template.regex!r} does not match {value!r}")
         value = m.group(1) if m.groups() else m.group(0)
     return value
+
+
+# ---------------------------------------------------------------------- pattern anatomy (roots, diagnostics)
+def components(text: str) -> list[str]:
+    """The pattern's path components, split at the ``/`` outside captures (``**/`` gives ``**``)."""
+    body = text.rstrip("/")
+    out, cur, depth = [], [], 0
+    for ch in body:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        if ch == "/" and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+def is_literal(component: str) -> bool:
+    return _TOKEN.search(component) is None
+
+
+def capture_regexes(text: str) -> dict[str, str | None]:
+    """Each capture's own regex (None: the default one-component match), first occurrence wins."""
+    out: dict[str, str | None] = {}
+    for m in _TOKEN.finditer(text):
+        if m.group(1) and m.group(1) not in out:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+_SIMPLE = re.compile(r"(?:\\.|[A-Za-z0-9_ -])")
+
+
+def regex_literal_prefix(rx: str) -> str:
+    """The literal text every match of ``rx`` starts with (``BDMAP_\\d{8}`` → ``BDMAP_``), or ''."""
+    depth, i = 0, 0
+    while i < len(rx):  # a top-level alternation has no common literal prefix a simple scan can tell
+        ch = rx[i]
+        if ch == "\\":
+            i += 2
+            continue
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "|" and depth == 0:
+            return ""
+        i += 1
+    out, i = [], 0
+    while i < len(rx):
+        m = _SIMPLE.match(rx, i)
+        if not m:
+            break
+        tok = m.group(0)
+        if tok.startswith("\\") and tok[1].isalnum():  # \d, \w, \s ...: a class, not a literal
+            break
+        nxt = rx[m.end() : m.end() + 1]
+        if nxt and nxt in "?*{":
+            break  # an optional or repeated character is not a fixed prefix
+        out.append(tok[-1])
+        i = m.end()
+    return "".join(out)
+
+
+def literal_ends(component: str) -> tuple[str, str]:
+    """(prefix, suffix) every name matching one pattern component starts and ends with."""
+    toks = list(_TOKEN.finditer(component))
+    if not toks:
+        return component, component
+    prefix = component[: toks[0].start()]
+    if not prefix and toks[0].group(1) and toks[0].group(2):
+        prefix = regex_literal_prefix(toks[0].group(2))
+    return prefix, component[toks[-1].end() :]
+
+
+def glob_of(text: str) -> str:
+    """A pattern as a reader-friendly glob: ``AbdomenCT-1K-ImagePart{part:[123]}/{case:Case_\\d{5}}_0000.nii.gz``
+    → ``AbdomenCT-1K-ImagePart*/Case_*_0000.nii.gz``."""
+
+    def sub(m: re.Match) -> str:
+        if m.group(1) == NNUNET_ENDING:
+            return ".nii.gz"
+        if m.group(1):
+            return (regex_literal_prefix(m.group(2)) if m.group(2) else "") + "*"
+        return m.group(0)
+
+    out = _TOKEN.sub(sub, text)
+    return re.sub(r"\*+", "*", out)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import OntologyError, ReadError, SpecError
 from ..ontology import Ontology
-from ..specs.model import DatasetSpec
+from ..specs.model import DatasetSpec, LabelEntry
 
 #: Pseudo-class for voxels whose classes are unknown (e.g. DAP Atlas "left to annotate"); never an
 #: ontology class, never an annotation row; exports turn it into nnU-Net's ignore label.
@@ -156,6 +156,103 @@ def resolve_classes(spec: DatasetSpec, onto: Ontology, table: dict[str, int] | N
     return DatasetClasses(spec.key, value_map, names, set(spec.unlabelled_values), source_classes, lateral, derived, lesion_organs, notes, outside)
 
 
+def nnunet_labels(data: dict) -> tuple[list[tuple[str, int]], dict[str, list[int]]]:
+    """(name, value) pairs and region labels (name → values) of an nnU-Net ``dataset.json``.
+
+    v2 writes ``{name: value}`` (a region ``{name: [values]}``), v1 and the Decathlon ``{value: name}``;
+    background (value 0) and nnU-Net's ``ignore`` label are left out here.
+    """
+    labels = data.get("labels") or {}
+    pairs: list[tuple[str, int]] = []
+    regions: dict[str, list[int]] = {}
+    for k, v in labels.items():
+        if str(k).lstrip("-").isdigit():  # v1 / Decathlon: {value: name}
+            pairs.append((str(v), int(k)))
+        elif isinstance(v, (list, tuple)):
+            vals = sorted({int(x) for x in v})
+            if len(vals) == 1:
+                pairs.append((str(k), vals[0]))
+            else:
+                regions[str(k)] = vals
+        else:
+            pairs.append((str(k), int(v)))
+    return [(n, v) for n, v in pairs if v != 0 and n.lower() != "ignore"], regions
+
+
+def nnunet_entry(spec: DatasetSpec, onto: Ontology, name: str) -> LabelEntry | None:
+    """The spec's label an nnU-Net label name stands for: by the release's own name (``source``), by the
+    spec's key (a per-class file's name), else through the ontology (``Kidney`` → the kidney entry)."""
+    low = name.strip().lower()
+    for e in spec.labels:
+        if e.source is not None and e.source.lower() == low:
+            return e
+    for e in spec.labels:
+        if str(e.value).lower() == low:
+            return e
+    c = onto.try_resolve(name)
+    if c is not None:
+        for e in spec.labels:
+            if [onto.resolve(x).id for x in e.classes] == [c.id]:
+                return e
+    return None
+
+
+def nnunet_label_fit(spec: DatasetSpec, onto: Ontology, data: dict) -> float:
+    """How well an nnU-Net folder's labels fit a spec: the share of the spec's classed labels its names
+    (or regions) cover, 0 when a name is unknown to the spec (KiTS19's copy fits kits19, not kits23)."""
+    pairs, regions = nnunet_labels(data)
+    hit = set()
+    for name, _ in pairs:
+        e = nnunet_entry(spec, onto, name)
+        if e is None:
+            return 0.0
+        hit.add(str(e.value))
+    covered = {str(v) for vals in regions.values() for v in vals}
+    if covered - hit - {str(e.value) for e in spec.labels}:
+        return 0.0  # a region holds a value the spec does not have (KiTS23's cyst for kits19)
+    wanted = [str(e.value) for e in spec.labels if e.classes]
+    return sum(1 for k in wanted if k in hit or k in covered) / max(1, len(wanted))
+
+
+def resolve_nnunet_classes(spec: DatasetSpec, onto: Ontology, data: dict) -> DatasetClasses:
+    """A dataset's label semantics in an nnU-Net copy, from that folder's own ``dataset.json``.
+
+    Each label name is matched to the spec's labels: by the release's name (``source``), by the spec's key
+    (a per-class file's name, as TotalSegmentator's conversion names its values), or through the ontology
+    (``Kidney`` → the spec's kidney entry). A name nobody knows is an error, never a guessed value. Region
+    labels (nnU-Net's region-based training, e.g. KiTS23's ``kidney: [1, 2, 3]``) name a value only when a
+    region holds that value alone; other values keep the spec's meaning of that value (a note says so).
+    """
+    pairs, regions = nnunet_labels(data)
+    notes: list[str] = []
+    entries = []
+    named: set[int] = set()
+    for name, value in pairs:
+        e = nnunet_entry(spec, onto, name)
+        if e is None:
+            if value in spec.unlabelled_values:
+                continue
+            known = sorted({x.source or str(x.value) for x in spec.labels})
+            raise SpecError(
+                f"{spec.key}: dataset.json names value {value} {name!r}, which is neither a label of the spec ({', '.join(known[:12])}{', ...' if len(known) > 12 else ''}) nor an ontology class"
+            )
+        entries.append(LabelEntry(value=value, source=name, classes=list(e.classes), note=e.note))
+        named.add(value)
+    if regions:
+        rest = sorted({v for vals in regions.values() for v in vals} - named)
+        for v in rest:
+            e = next((x for x in spec.labels if str(x.value) == str(v)), None)
+            if e is None:
+                raise SpecError(f"{spec.key}: dataset.json's region labels {regions} cover value {v}, which no region names alone and the spec does not know")
+            entries.append(LabelEntry(value=v, source=e.source, classes=list(e.classes), note=e.note))
+        if rest:
+            notes.append(f"dataset.json's region labels ({', '.join(f'{k}: {v}' for k, v in regions.items())}) name no single value for {rest}; those keep the spec's meaning")
+    copy = spec.model_copy(update={"labels": entries, "label_table": None})
+    out = resolve_classes(copy, onto, None)
+    out.notes = notes + out.notes
+    return out
+
+
 def read_label_table(path, fmt: str) -> dict[str, int]:
     """Name → value from a release's label table (``msd``: dataset.json ``labels`` {value: name}).
 
@@ -165,7 +262,7 @@ def read_label_table(path, fmt: str) -> dict[str, int]:
     from pathlib import Path
 
     p = Path(path)
-    if fmt not in ("msd", "json_map", "csv"):
+    if fmt not in ("msd", "json_map", "csv", "nnunet"):
         raise SpecError(f"unknown label table format {fmt!r}")
     try:
         return _parse_label_table(p, fmt)
@@ -178,6 +275,8 @@ def read_label_table(path, fmt: str) -> dict[str, int]:
 def _parse_label_table(p, fmt: str) -> dict[str, int]:
     import json
 
+    if fmt == "nnunet":
+        return dict(nnunet_labels(json.loads(p.read_text(encoding="utf-8")))[0])
     if fmt in ("msd", "json_map"):
         data = json.loads(p.read_text(encoding="utf-8"))
         labels = data.get("labels", data) if fmt == "msd" and isinstance(data, dict) else data

@@ -22,7 +22,7 @@ import numpy as np
 from ..ingest.patterns import fill
 from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec
-from ..specs.model import RELEASE, Layout
+from ..specs.model import NNUNET, NNUNET_ENDING, RELEASE, Layout
 from .writers import write_dicom_series, write_volume
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
@@ -202,11 +202,15 @@ def concrete(template: str, caps: dict[str, str]) -> str:
     return fill(template.replace("**/", "").replace("*", "").replace("?", "x"), caps)
 
 
-def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, str], body: Body, onto: Ontology) -> None:
+def write_case(
+    spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, str], body: Body, onto: Ontology, values: dict[str, int] | None = None
+) -> None:
     """Write one case's image(s) and label(s) at the paths the layout expects.
 
     A phantom case may give ``_image`` / ``_label``: the paths to write when the layout's templates are
     searches (``**/``) that a real release resolves in several ways (e.g. an NBIA DICOM folder name).
+    ``values`` maps label keys to the values of a label map written for a spec of per-class files (an
+    nnU-Net copy).
     """
     ph = spec.phantom
     caps = dict(caps)
@@ -247,7 +251,7 @@ def write_case(spec: DatasetSpec, layout: Layout, root: Path, caps: dict[str, st
         # Organs first then lesions: later blobs overwrite, as a release's label map would.
         for key, mask in body.blobs.items():
             v = next((e.value for e in spec.labels if str(e.value) == key), key)
-            lab[mask] = 1 if v == "nonzero" else int(v)
+            lab[mask] = values[key] if values is not None else 1 if v == "nonzero" else int(v)
         arr, aff = to_file_orientation(lab, body.affine, ph.orientation, ph.slice_first)
         write_volume(root / (label_override or concrete(layout.label, caps)), _cast(arr, ph.label_dtype), aff)
     elif layout.label_files:
@@ -274,7 +278,10 @@ def arrangement_case(spec: DatasetSpec, caps: dict[str, str], arrangement: str =
     if arrangement != RELEASE:
         for k in ("_image", "_label", "path"):
             caps.pop(k, None)
-    layout = next((lay for lay in layouts if lay.name == layout_name), None)
+    if arrangement == NNUNET and spec.nnunet is not None:
+        caps[NNUNET_ENDING] = ".nii.gz"
+    # An nnU-Net folder may merge several of the publisher's folders into one layout ("train+validation").
+    layout = next((lay for lay in layouts if lay.name == layout_name or layout_name in lay.name.split("+")), None)
     if layout is None:
         if arrangement == RELEASE or len(layouts) > 1:
             raise ValueError(f"{spec.key}: phantom case names layout {layout_name!r}, which arrangement {arrangement!r} lacks")
@@ -294,7 +301,9 @@ def generate(key: str, root: str | Path, *, seed: int = 0, arrangement: str = RE
     root.mkdir(parents=True, exist_ok=True)
     from . import hooks as phantom_hooks
 
-    writer = phantom_hooks.get(spec.phantom.hook) if spec.phantom.hook else None
+    nnunet = arrangement == NNUNET and spec.nnunet is not None
+    writer = phantom_hooks.get(spec.phantom.hook) if spec.phantom.hook and not nnunet else None
+    values = label_values(spec, arrangement)
     for n, raw in enumerate(spec.phantom.cases):
         layout, caps = arrangement_case(spec, raw, arrangement)
         absent = set(spec.phantom.absent.get(caps.get("case", ""), []))
@@ -302,13 +311,60 @@ def generate(key: str, root: str | Path, *, seed: int = 0, arrangement: str = RE
         if writer:
             writer(spec, layout, root, caps, body, onto)
         else:
-            write_case(spec, layout, root, caps, body, onto)
-    alt = spec.arrangements.get(arrangement)
-    files = alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files
-    for rel, content in files.items():
+            write_case(spec, layout, root, caps, body, onto, values)
+    for rel, content in extra_files(spec, arrangement, onto).items():
         _write_extra(root / rel, content)
     for rel in spec.phantom.junk if arrangement == RELEASE else []:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(APPLE_DOUBLE if p.name.startswith("._") else b"")
     return root
+
+
+def extra_files(spec: DatasetSpec, arrangement: str, onto: Ontology) -> dict[str, Any]:
+    """The files besides the scans that a copy in ``arrangement`` carries (dataset.json, meta.csv, ...)."""
+    if arrangement == NNUNET and spec.nnunet is not None:
+        return {"dataset.json": nnunet_dataset_json(spec, onto)}
+    alt = spec.arrangement(arrangement)
+    return alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files
+
+
+def label_values(spec: DatasetSpec, arrangement: str) -> dict[str, int] | None:
+    """Label key → value of the label maps a copy in ``arrangement`` writes (None: the spec's own values)."""
+    return nnunet_values(spec) if arrangement == NNUNET and spec.nnunet is not None else None
+
+
+# ---------------------------------------------------------------------- nnU-Net copies
+def nnunet_values(spec: DatasetSpec) -> dict[str, int]:
+    """Label key → value in an nnU-Net copy's label maps: a label map's own values; per-class files numbered
+    1.. in the spec's order (as TotalSegmentator's conversion numbers its class files)."""
+    if spec.label_kind == "class_files":
+        return {str(e.value): i for i, e in enumerate(spec.labels, start=1)}
+    return {str(e.value): 1 if e.value == "nonzero" else int(e.value) for e in spec.labels}
+
+
+def nnunet_name(spec: DatasetSpec, onto: Ontology, entry) -> str:
+    """The name an nnU-Net conversion gives a label: the release's own name, a class file's name, else the
+    ontology's name of its one class (or the value itself)."""
+    if entry.source:
+        return entry.source
+    if spec.label_kind == "class_files" or len(entry.classes) != 1:
+        return str(entry.value)
+    return onto.resolve(entry.classes[0]).name
+
+
+def nnunet_dataset_json(spec: DatasetSpec, onto: Ontology) -> dict:
+    """dataset.json as nnU-Net v2's conversions write it: channel_names, labels {name: value}, file_ending."""
+    values = nnunet_values(spec)
+    lay = spec.layout[0]
+    channels = [c.name for c in lay.channels] or [spec.modality]
+    labels = {"background": 0}
+    for e in spec.labels:
+        labels[nnunet_name(spec, onto, e)] = values[str(e.value)]
+    return {
+        "name": spec.key,
+        "channel_names": {str(i): n for i, n in enumerate(channels)},
+        "labels": labels,
+        "numTraining": len(spec.phantom.cases),
+        "file_ending": ".nii.gz",
+    }

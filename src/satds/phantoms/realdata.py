@@ -19,7 +19,7 @@ from ..io import read_volume
 from ..ontology import load_ontology
 from ..specs import get_spec
 from ..specs.model import RELEASE
-from .generate import Body, _write_extra, arrangement_case, write_case
+from .generate import Body, _write_extra, arrangement_case, extra_files, label_values, write_case
 
 
 def ts_classes(realdata: Path, seg_name: str) -> dict[int, str]:
@@ -81,9 +81,8 @@ def write_real_as(
     ordered = dict(sorted(blobs.items(), key=lambda kv: is_lesion(kv[0])))
     body = Body(tuple(arr.shape), aff, arr.astype(np.float32), ordered)
     layout, caps = arrangement_case(spec, caps, arrangement)
-    write_case(spec, layout, Path(root), caps, body, onto)
-    alt = spec.arrangements.get(arrangement)
-    for rel, content in (alt.phantom_files if alt is not None and alt.phantom_files is not None else spec.phantom.files).items():
+    write_case(spec, layout, Path(root), caps, body, onto, label_values(spec, arrangement))
+    for rel, content in extra_files(spec, arrangement, onto).items():
         _write_extra(Path(root) / rel, content)
     return counts
 

@@ -9,11 +9,28 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..errors import SpecError
 
 Modality = Literal["CT", "MRI", "PET"]
+
+#: One token of a path pattern: ``{name}``, ``{name:regex}``, ``**/``, ``*`` or ``?`` (see satds.ingest.patterns).
+PATTERN_TOKEN = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}|\*\*/|\*|\?")
+
+
+def constrain(text: str, constraints: dict[str, str]) -> str:
+    """The pattern with each ``{name}`` that has no regex of its own given ``constraints[name]`` at its first use."""
+    done: set[str] = set()
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name is None or name in done:
+            return m.group(0)
+        done.add(name)
+        return m.group(0) if m.group(2) or name not in constraints else "{%s:%s}" % (name, constraints[name])
+
+    return PATTERN_TOKEN.sub(sub, text)
 
 
 class Strict(BaseModel):
@@ -201,7 +218,7 @@ class LabelTable(Strict):
     """The release's own label table; it overrides the spec's values by matching ``source`` names."""
 
     file: str
-    format: Literal["msd", "json_map", "csv"] = "msd"
+    format: Literal["msd", "json_map", "csv", "nnunet"] = "msd"
 
 
 class LabelEntry(Strict):
@@ -251,6 +268,33 @@ class Arrangement(Strict):
 
 #: The name of the publisher's arrangement (the spec's own ``layout``).
 RELEASE = "release"
+#: The name of the arrangement the engine synthesises from a spec's ``nnunet`` block (an nnU-Net raw folder).
+NNUNET = "nnunet"
+#: The capture holding an nnU-Net folder's file ending (dataset.json ``file_ending``), and the endings read.
+NNUNET_ENDING = "nnunet_ending"
+NNUNET_ENDINGS = r"\.nii\.gz|\.nii|\.nrrd|\.mha"
+
+
+class NnunetRaw(Strict):
+    """The dataset is commonly passed around as an nnU-Net raw folder (``DatasetNNN_Name/imagesTr``,
+    ``labelsTr``, ``imagesTs``, ``_0000`` channel files, ``dataset.json``): the engine then reads such a folder
+    as the arrangement ``nnunet``, synthesised from the spec's own layouts.
+
+    ``case`` is the nnU-Net case id as a template over the spec's captures, as the common conversions write it
+    (nnU-Net's convert_MSD_dataset keeps ``liver_0``, Dataset220_KiTS2023 keeps ``case_00000``, BTCV's
+    conversions ``img0001``), so the original case ids, patients and splits are recovered. Each of the spec's
+    layouts goes to ``imagesTr``/``labelsTr`` when labelled (and not the official test set), else to
+    ``imagesTs`` (labels, if any, in ``labelsTs``), unless ``folders`` says otherwise; layouts that land in
+    one folder with the same case names are merged (their official split, if they differ, is then unknown:
+    nnU-Net's AMOS conversion puts the validation cases into imagesTr). Channels are ``_0000``.. in the
+    layout's order, matched by name to ``dataset.json``'s ``channel_names``; label values come from that
+    ``dataset.json``, never from the spec's own values.
+    """
+
+    case: str = "{case}"
+    folders: dict[str, Literal["imagesTr", "imagesTs"]] = Field(default_factory=dict)  # layout name → folder
+    official_split: "OfficialSplit | None" = None  # for a copy, when the spec's rule reads a file nnU-Net drops
+    note: str | None = None
 
 
 class Overlap(Strict):
@@ -326,6 +370,11 @@ class DatasetSpec(Strict):
     patient_id: TemplateLike = "{case}"
     sat_id: TemplateLike | None = None  # SAT-DS's id for this scan in its split_json files
     official_split: OfficialSplit = "unknown"
+    # The dataset as an nnU-Net raw folder (an arrangement the engine synthesises; see NnunetRaw).
+    nnunet: NnunetRaw | None = None
+    # Regexes for captures that the layouts leave open, in every arrangement (``{case: 'liver_[^/_]+'}``: the
+    # Decathlon base's ``imagesTr/{case}.nii.gz`` then finds Task03's files only, not another task's).
+    captures: dict[str, str] = Field(default_factory=dict)
 
     labels: list[LabelEntry] = Field(default_factory=list)
     # A view of a release keeps only these label keys (values or class-file keys); every other entry stays
@@ -388,32 +437,125 @@ class DatasetSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _captures(self) -> "DatasetSpec":
+        for name, rx in self.captures.items():
+            try:
+                re.compile(rx)
+            except re.error as e:
+                raise ValueError(f"captures.{name}: bad regex {rx!r}: {e}") from None
+        if self.captures:
+            for lay in [*self.layout, *(x for a in self.arrangements.values() for x in a.layout)]:
+                lay.match = constrain(lay.match, self.captures)
+        return self
+
+    @model_validator(mode="after")
     def _arrangement_names(self) -> "DatasetSpec":
         if RELEASE in self.arrangements:
             raise ValueError(f"arrangement name {RELEASE!r} is the spec's own layout; give the alternative another name")
+        if NNUNET in self.arrangements:
+            raise ValueError(f"arrangement name {NNUNET!r} is synthesised from the spec's `nnunet` block; declare that instead")
+        if self.nnunet is not None:
+            self._synthesised[NNUNET] = nnunet_arrangement(self)
         return self
+
+    # Arrangements the engine makes from the spec (the nnU-Net raw folder); not part of the spec's data.
+    _synthesised: dict[str, Arrangement] = PrivateAttr(default_factory=dict)
 
     @property
     def arrangement_names(self) -> list[str]:
-        """The publisher's arrangement first, then the alternatives in the spec's order."""
-        return [RELEASE, *self.arrangements]
+        """The publisher's arrangement first, then the declared alternatives in the spec's order, then the
+        synthesised ones (``nnunet``)."""
+        return [RELEASE, *self.arrangements, *self._synthesised]
+
+    def arrangement(self, name: str) -> "Arrangement | None":
+        """A declared or synthesised alternative arrangement (None for the publisher's)."""
+        if name == RELEASE:
+            return None
+        alt = self.arrangements.get(name) or self._synthesised.get(name)
+        if alt is None:
+            raise SpecError(f"{self.key}: no arrangement {name!r} (known: {self.arrangement_names})")
+        return alt
 
     def layouts_of(self, arrangement: str = RELEASE) -> list[Layout]:
-        if arrangement == RELEASE:
-            return self.layout
-        if arrangement not in self.arrangements:
-            raise SpecError(f"{self.key}: no arrangement {arrangement!r} (known: {self.arrangement_names})")
-        return self.arrangements[arrangement].layout
+        alt = self.arrangement(arrangement)
+        return self.layout if alt is None else alt.layout
 
     def label_table_of(self, arrangement: str = RELEASE) -> "LabelTable | None":
-        alt = self.arrangements.get(arrangement)
+        alt = self.arrangements.get(arrangement) or self._synthesised.get(arrangement)
         return alt.label_table if alt is not None and alt.label_table is not None else self.label_table
 
     def official_split_of(self, arrangement: str = RELEASE) -> "OfficialSplit":
-        alt = self.arrangements.get(arrangement)
+        alt = self.arrangements.get(arrangement) or self._synthesised.get(arrangement)
         return alt.official_split if alt is not None and alt.official_split is not None else self.official_split
 
     @property
     def label_kind(self) -> str:
         lay = self.layout[0]
         return "class_files" if lay.label_files else ("labelmap" if lay.label else "none")
+
+
+# ---------------------------------------------------------------------- the nnU-Net raw folder arrangement
+def template_names(text: str) -> list[str]:
+    """The capture names a pattern or template uses, in order."""
+    return list(dict.fromkeys(m.group(1) for m in PATTERN_TOKEN.finditer(text) if m.group(1)))
+
+
+def _template_text(t: "TemplateLike | None") -> str:
+    return "" if t is None else (t.template if isinstance(t, Template) else t)
+
+
+def nnunet_arrangement(spec: "DatasetSpec") -> Arrangement:
+    """The arrangement of ``spec`` as an nnU-Net raw folder (see :class:`NnunetRaw`)."""
+    nn = spec.nnunet
+    assert nn is not None
+    case_names = set(template_names(nn.case))
+    layouts: list[Layout] = []
+    for lay in spec.layout:
+        if lay.hook:
+            raise ValueError(f"nnunet: layout {lay.name or '(default)'} uses hook {lay.hook!r}; an nnU-Net copy is read by patterns only")
+        regexes = {m.group(1): m.group(2) for m in PATTERN_TOKEN.finditer(lay.match) if m.group(1) and m.group(2)}
+        if NNUNET_ENDING in template_names(lay.match):
+            raise ValueError(f"capture name {NNUNET_ENDING!r} is reserved for nnU-Net file endings")
+        missing = case_names - set(template_names(lay.match)) - set(lay.vars)
+        if missing:
+            raise ValueError(f"nnunet.case {nn.case!r} uses {sorted(missing)}, which layout {lay.name or '(default)'} does not capture")
+        have = case_names | set(lay.vars)
+        for what, t in (("case_id", spec.case_id), ("patient_id", spec.patient_id), ("sat_id", spec.sat_id), *((f"vars.{k}", v) for k, v in lay.vars.items())):
+            lost = set(template_names(_template_text(t))) - have - {"path"}
+            if lost:
+                raise ValueError(f"nnunet: {what} needs {sorted(lost)}, which the nnU-Net case id {nn.case!r} does not keep")
+        labelled = bool(lay.label or lay.label_files)
+        folder = nn.folders.get(lay.name) or ("imagesTr" if labelled and lay.official_split != "test" else "imagesTs")
+        labels = "labelsTr" if folder == "imagesTr" else "labelsTs"
+        case_pattern = constrain(nn.case, regexes)
+        channels = [
+            Channel(name=c.name, modality=c.modality, sequence=c.sequence, file=f"{folder}/{nn.case}_{i:04d}{{{NNUNET_ENDING}}}")
+            for i, c in enumerate(lay.channels)
+        ]
+        new = Layout(
+            name=lay.name,
+            scan_suffix=lay.scan_suffix,
+            official_split=lay.official_split,
+            match=f"{folder}/{case_pattern}_0000{{{NNUNET_ENDING}:{NNUNET_ENDINGS}}}",
+            channels=channels,
+            label=f"{labels}/{nn.case}{{{NNUNET_ENDING}}}" if labelled else None,
+            label_optional=lay.label_optional or folder == "imagesTs",
+            vars=lay.vars,
+            default_geometry=lay.default_geometry,
+            intensity_offset=lay.intensity_offset,
+        )
+        same = next((x for x in layouts if x.match == new.match), None)
+        if same is None:
+            layouts.append(new)
+            continue
+        # One nnU-Net folder holds several of the publisher's folders (train + validation): merged.
+        same.name = f"{same.name}+{new.name}"
+        if same.official_split != new.official_split:
+            same.official_split = "unknown"
+        same.label_optional = same.label_optional or new.label_optional
+    return Arrangement(
+        note=nn.note or "an nnU-Net raw folder (DatasetNNN_Name/imagesTr, labelsTr, imagesTs, dataset.json)",
+        layout=layouts,
+        label_table=LabelTable(file="dataset.json", format="nnunet"),
+        official_split=nn.official_split,
+    )

@@ -22,6 +22,7 @@ from ...resources import specs_dir
 from ..discover import CaseFiles
 from ..hooks import hook
 from ..patterns import fill
+from ..walk import walk
 
 SHIPPED = "data/ctspine1k"
 # <number>.000000-<description>-<UID tail>, the description optional ("4.000000-53738"); a name without the tail last.
@@ -108,11 +109,10 @@ def find_series(patient_dir: Path, ref: SeriesRef, every: bool = False) -> list[
     else folder name). By default one header per folder; ``every`` reads every file's header, for folders
     that hold several series (another series may sort first)."""
     hits = []
-    for dirpath, dirnames, filenames in os.walk(patient_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if not any(not f.startswith(".") for f in filenames):
+    for rel, _dirs, files in walk(patient_dir):
+        if not files:
             continue
-        folder = Path(dirpath)
+        folder = Path(patient_dir) / rel
         parsed = parse_series_dir(folder.name)
         for uid, number, desc in _headers(folder, every) or [(None, None, None)]:
             if parsed is not None:
@@ -144,15 +144,11 @@ def discover_sources(spec, layout, root: Path):
     labels: dict[str, list[str]] = {}
     niftis: dict[str, list[str]] = {}
     patients: dict[str, list[Path]] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        if os.path.basename(dirpath) in refs:
-            patients.setdefault(os.path.basename(dirpath), []).append(Path(dirpath))
+    for rel_dir, _dirs, filenames in walk(root):
+        name = rel_dir.rstrip("/").rsplit("/", 1)[-1]
+        if name in refs:
+            patients.setdefault(name, []).append(root / rel_dir)
         for f in filenames:
-            if f.startswith("."):
-                continue
             if f.endswith("_seg.nii.gz"):
                 labels.setdefault(f[: -len("_seg.nii.gz")], []).append(rel_dir + f)
             elif f.endswith(".nii.gz"):

@@ -12,7 +12,6 @@ segment, valued by segment number) SEGs are read.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from ...labels import LabelPiece
 from ..discover import CaseFiles
 from ..hooks import hook
 from ..patterns import fill
+from ..walk import walk
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LABELMAP_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -51,12 +51,10 @@ def index_series(root: Path) -> tuple[dict[str, dict], list[dict]]:
     """
     series: dict[str, dict] = {}
     segs: list[dict] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files = sorted(f for f in filenames if not f.startswith("."))
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
+    for rel, _dirs, files in walk(root):
+        rel_dir = rel.rstrip("/") or "."
         for name in files:
-            ds = _header(Path(dirpath) / name)
+            ds = _header(Path(root) / rel / name)
             if ds is None or "SeriesInstanceUID" not in ds:
                 continue
             info = {"patient": str(ds.get("PatientID", "")), "study": str(ds.get("StudyInstanceUID", "")), "series": str(ds.SeriesInstanceUID)}
