@@ -114,8 +114,8 @@ def test_two_arrangements_side_by_side_are_an_error_naming_both(tmp_path):
 
 def test_unknown_arrangement_names_the_known_ones(tmp_path):
     root = generate("abdomenct1k", tmp_path / "r")
-    with pytest.raises(SpecError, match=r"known: \['release', 'sat_ds'\]"):
-        locate(get_spec("abdomenct1k"), root, "nnunet")
+    with pytest.raises(SpecError, match=r"no arrangement 'sat-ds' \(known: \['release', 'sat_ds', 'nnunet'\]\)"):
+        locate(get_spec("abdomenct1k"), root, "sat-ds")
     shutil.rmtree(root)
 
 
