@@ -133,7 +133,7 @@ def test_a_symlink_loop_is_walked_once_and_ingests(tmp_path, catalog):
 
 
 def test_a_link_to_a_release_elsewhere_is_followed(tmp_path, catalog):
-    """~/data/Task09_Spleen -> /big/disk/Task09_Spleen: the link is the release's folder."""
+    """~/data/Task09_Spleen links to the release kept on another disk: the link is the release's folder."""
     real = generate("msd_spleen", tmp_path / "disk" / "Task09_Spleen")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "Task09_Spleen").symlink_to(real, target_is_directory=True)

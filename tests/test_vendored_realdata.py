@@ -27,9 +27,9 @@ def _blob_id(data: bytes) -> str:
 
 
 @pytest.fixture
-def no_shared(monkeypatch):
+def no_shared(monkeypatch, tmp_path):
     """A machine without the project's shared folder: SATDS_SHARED names a folder that does not exist."""
-    monkeypatch.setenv("SATDS_SHARED", "/nonexistent/satds-shared")
+    monkeypatch.setenv("SATDS_SHARED", str(tmp_path / "nonexistent-shared"))
     assert realdata_dir() == vendored_realdata_dir()
 
 
