@@ -377,6 +377,35 @@ class UnitData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(int(s) for s in self.images[0].shape[:3])  # type: ignore[return-value]
 
+    def channel_problems(self, key: str) -> list[str]:
+        """Why the unit's channels cannot be exported: a channel off channel 0's grid, NaN/inf voxels."""
+        out = []
+        for k, img in enumerate(self.images):
+            if tuple(img.shape[:3]) != self.shape:
+                out.append(f"{key}: channel {k}: shape {tuple(img.shape)} differs from the image's {self.shape}")
+            elif np.issubdtype(img.dtype, np.floating) and not np.isfinite(img).all():
+                out.append(f"{key}: channel {k} holds NaN/inf voxels")
+        return out
+
+
+def unit_job(fn):
+    """A per-unit export job (run in a worker): a bad case becomes a problem line naming it, so the export
+    reports every problem at once and writes nothing; any other exception is a bug and propagates."""
+    import functools
+
+    from ..errors import CaseError
+
+    @functools.wraps(fn)
+    def job(j):
+        try:
+            return fn(j)
+        except CaseError as e:
+            return {"problems": [f"{j.unit.key}: {e}"]}
+        except (OSError, ValueError) as e:
+            return {"problems": [f"{j.unit.key}: {type(e).__name__}: {e}"]}
+
+    return job
+
 
 def _load_member(row: dict, source: str, with_images: bool):
     """(images, affine, atom array, atom sets, annotated classes) of one scan on its RAS grid."""

@@ -39,8 +39,8 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ..errors import CaseError, ExportError, SpecError
-from .cases import ExportPlan, Unit, load_unit, plan_export
+from ..errors import ExportError, SpecError
+from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
 from .recipe import Recipe, ResolvedRecipe
 
 DATALIST = "datalist.json"
@@ -131,16 +131,9 @@ def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated
     return lut[atoms], overlap
 
 
+@unit_job
 def export_case(job: MonaiJob) -> dict[str, Any]:
-    try:
-        return _export_case(job)
-    except CaseError as e:
-        return {"problems": [f"{job.unit.key}: {e}"]}
-    except (OSError, ValueError) as e:
-        return {"problems": [f"{job.unit.key}: {type(e).__name__}: {e}"]}
-
-
-def _export_case(job: MonaiJob) -> dict[str, Any]:
+    """Read one unit and write its image, masks and status into the temporary folder."""
     from ..data.select import STATUS_CODES
     from ..io import write_nifti
 
@@ -149,12 +142,7 @@ def _export_case(job: MonaiJob) -> dict[str, Any]:
     rr = recipe.resolve()
     data = load_unit(u, recipe.source)
     shape = data.shape
-    problems: list[str] = []
-    for k, img in enumerate(data.images):
-        if tuple(img.shape[:3]) != shape:
-            problems.append(f"{u.key}: channel {k} has shape {tuple(img.shape[:3])}, channel 0 {shape}")
-        elif np.issubdtype(img.dtype, np.floating) and not np.isfinite(img).all():
-            problems.append(f"{u.key}: channel {k} holds NaN/inf voxels")
+    problems = data.channel_problems(u.key)
     if problems:
         return {"problems": problems}
     masks = class_masks(rr, data.atoms, data.atom_sets, data.annotated, shape) if u.labelled else [None] * rr.n

@@ -18,8 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CaseError
-from .cases import ExportPlan, Unit, load_unit, plan_export
+from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
 from .class_status import CLASS_STATUS, class_status
 from .problems import export_error
 from .recipe import Recipe
@@ -181,17 +180,9 @@ def _check_grid(arr_shape, img_shape, what: str, problems: list[str]) -> bool:
     return True
 
 
+@unit_job
 def export_unit(job: UnitJob) -> dict[str, Any]:
     """Read, label and write one unit into the temporary folder; returns its provenance and problems."""
-    try:
-        return _export_unit(job)
-    except CaseError as e:
-        return {"problems": [f"{job.unit.key}: {e}"]}
-    except (OSError, ValueError) as e:
-        return {"problems": [f"{job.unit.key}: {type(e).__name__}: {e}"]}
-
-
-def _export_unit(job: UnitJob) -> dict[str, Any]:
     from ..io import write_nifti
     from .labels import body_mask, known_labels
     from .rules import VoxelRules
@@ -206,10 +197,7 @@ def _export_unit(job: UnitJob) -> dict[str, Any]:
     per_case = 1 if recipe.view == "per_channel" else len(data.images)
     if per_case != job.n_channels:
         problems.append(f"{u.key}: {len(data.images)} channel(s) read, dataset.json declares {job.n_channels}")
-    for k, img in enumerate(data.images):
-        _check_grid(img.shape, shape, f"{u.key}: channel {k}", problems)
-        if np.issubdtype(img.dtype, np.floating) and not np.isfinite(img).all():
-            problems.append(f"{u.key}: channel {k} holds NaN/inf voxels")
+    problems += data.channel_problems(u.key)
     dtype = _label_dtype(rr.ignore_value)
     ct = bool(data.modalities) and data.modalities[0].upper().startswith("CT")
     body = None if recipe.outside_body == "ignore" else (lambda: body_mask(data.images[0], ct=ct, normalised=data.normalised, threshold_hu=recipe.body_threshold_hu))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from ..specs.model import NNUNET_ENDING, PATTERN_TOKEN, Template, TemplateLike, constrain  # noqa: F401 (constrain: re-exported)
+from ..specs.model import NNUNET_ENDING, PATTERN_TOKEN, Template, TemplateLike
 from .walk import walk
 
 _TOKEN = PATTERN_TOKEN

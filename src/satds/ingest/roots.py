@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CaseError, SatdsError
-from ..specs.model import PATTERN_TOKEN, RELEASE, DatasetSpec
+from ..specs.model import PATTERN_TOKEN, RELEASE, DatasetSpec, constrain
 from .discover import Discovery, discover_at
-from .patterns import capture_regexes, compile_pattern, components, constrain, glob_of, is_literal, literal_ends
+from .patterns import capture_regexes, compile_pattern, components, glob_of, is_literal, literal_ends
 from .walk import walk
 
 #: How far above and below the named folder a release's anchor is looked for.
