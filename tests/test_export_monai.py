@@ -176,12 +176,16 @@ def test_bad_exports_are_refused_with_reasons(cat, tmp_path):
     with pytest.raises(ExportError, match="is not a satds MONAI export"):
         export_monai(cat, r, tmp_path)
     assert (tmp_path / "Nested" / "mine.txt").exists()
-    # an earlier satds export is replaced whole, atomically
+    # an earlier satds export is replaced atomically; a file satds did not write in it is moved aside, never deleted
     first = export_monai(cat, r, tmp_path / "again")
-    (first.folder / "imagesTr" / "stale.nii.gz").write_bytes(b"")
+    assert first.replaced is None
+    (first.folder / "imagesTr" / "stale.nii.gz").write_bytes(b"user's")
     second = export_monai(cat, r, tmp_path / "again")
     assert second.written and not (second.folder / "imagesTr" / "stale.nii.gz").exists()
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["Nested"]
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["Nested", second.replaced.name]
+    assert second.replaced.name.startswith("replaced-Nested-")
+    assert [str(p.relative_to(second.replaced)) for p in second.replaced.rglob("*") if p.is_file()] == ["imagesTr/stale.nii.gz"]
+    assert (second.replaced / "imagesTr" / "stale.nii.gz").read_bytes() == b"user's"
     bad = adhoc_recipe(name="Prostate", dataset_id=999, classes=["liver", "prostate"], datasets=["msd_liver"], source="normalised")
     with pytest.raises(ExportError, match="prostate is annotated by no training scan of msd_liver"):
         export_monai(cat, bad, tmp_path)

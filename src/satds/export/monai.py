@@ -39,8 +39,10 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ..errors import ExportError, SpecError
+from ..errors import SpecError
 from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
+from .folder import files_in, swap_into_place
+from .problems import export_error
 from .recipe import Recipe, ResolvedRecipe
 
 DATALIST = "datalist.json"
@@ -59,6 +61,7 @@ class MonaiExport:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     written: bool = False
+    replaced: Path | None = None  # where files satds did not write in the previous folder went
 
     def entries(self, side: str) -> list[str]:
         return [c for c, v in self.cases.items() if v["split"] == side]
@@ -207,7 +210,7 @@ def export_monai(
     if folder.exists() and any(folder.iterdir()) and not (folder / STATUS_JSON).is_file():
         plan.problems.append(f"{folder} exists and is not a satds MONAI export (no {STATUS_JSON}); choose another --out or remove it")
     if plan.problems:
-        raise _error(recipe, plan.problems)
+        raise export_error(recipe, plan.problems, f"{recipe.name} for MONAI")
     side_of = _catalog_sides(catalog, plan)
     if dry_run:
         return result
@@ -231,7 +234,7 @@ def export_monai(
             else:
                 by_key[job.unit.key] = res
         if problems:
-            raise _error(recipe, problems)
+            raise export_error(recipe, problems, f"{recipe.name} for MONAI")
         lists: dict[str, list[dict]] = {"training": [], "validation": [], "testing": []}
         cases: dict[str, dict] = {}
         for u in plan.units:
@@ -303,11 +306,12 @@ def export_monai(
             "notes": plan.notes,
             "cases": cases,
         }
+        sidecar["files"] = files_in(tmp) + [STATUS_JSON]  # what a later export may replace
         (tmp / STATUS_JSON).write_text(json.dumps(sidecar, indent=1))
         for d in {d for pair in _DIRS.values() for d in pair}:
             if not any((tmp / d).iterdir()):
                 (tmp / d).rmdir()
-        _swap_into_place(tmp, folder)
+        result.replaced = swap_into_place(tmp, folder, _written(folder))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -331,20 +335,12 @@ def _catalog_sides(catalog, plan: ExportPlan) -> dict[str, str]:
     return out
 
 
-def _error(recipe: Recipe, problems: list[str]) -> ExportError:
-    err = ExportError(f"cannot export {recipe.name} for MONAI: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
-    err.problems = list(problems)  # type: ignore[attr-defined]
-    return err
-
-
-def _swap_into_place(tmp: Path, folder: Path) -> None:
-    old = None
-    if folder.exists():
-        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-        folder.rename(old)
-    tmp.rename(folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _written(folder: Path) -> set[str] | None:
+    """The files an earlier satds MONAI export wrote into ``folder`` (None: not one)."""
+    try:
+        return set(json.loads((folder / STATUS_JSON).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_datalist(folder: str | Path) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
 from .class_status import CLASS_STATUS, class_status
+from .folder import REPLACED, files_in, foreign_files, swap_into_place
 from .problems import export_error
 from .recipe import Recipe
 
@@ -27,7 +27,6 @@ PROVENANCE = "satds_export.json"
 SPLITS = "splits_final.json"
 #: Prefix of the folder that keeps files satds did not write when ``overwrite`` replaces a task folder
 #: (not ``Dataset…``: nnU-Net finds datasets by that prefix).
-REPLACED = "replaced-"
 
 
 @dataclass
@@ -72,22 +71,13 @@ def satds_files(folder: Path) -> set[str] | None:
     return files
 
 
-def foreign_files(folder: Path) -> list[str]:
-    """Files in an existing ``folder`` that no satds export wrote (every file when satds did not write it)."""
-    if not folder.is_dir():
-        return []
-    ours = satds_files(folder) or set()
-    entries = (p for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())  # a link counts as a file
-    return sorted(rel for rel in (str(p.relative_to(folder)) for p in entries) if rel not in ours)
-
-
 def target_problems(folder: Path, overwrite: bool) -> list[str]:
     """An existing ``DatasetNNN_Name/`` is replaced only when satds wrote all of it, or with ``overwrite``."""
     if folder.exists() and not folder.is_dir():
         return [f"{folder} exists and is not a folder"]
     if overwrite or not folder.is_dir():
         return []
-    theirs = foreign_files(folder)
+    theirs = foreign_files(folder, satds_files(folder))
     if not theirs:
         return []
     listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
@@ -369,9 +359,9 @@ def export_nnunet(
             "notes": plan.notes,
             "cases": cases,
         }
-        prov["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [PROVENANCE]
+        prov["files"] = files_in(tmp) + [PROVENANCE]
         (tmp / PROVENANCE).write_text(json.dumps(prov, indent=1))
-        result.replaced = _swap_into_place(tmp, folder)
+        result.replaced = swap_into_place(tmp, folder, satds_files(folder))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -379,30 +369,6 @@ def export_nnunet(
     result.warnings = warnings
     result.written = True
     return result
-
-
-def _swap_into_place(tmp: Path, folder: Path) -> Path | None:
-    """Move the finished export into place. The previous folder's files that satds wrote are deleted; any
-    other file is kept, moved to ``replaced-<name>-<time>/`` beside it (returned; None when there was none)."""
-    if not folder.exists():
-        tmp.rename(folder)
-        return None
-    old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-    theirs = foreign_files(folder)
-    folder.rename(old)
-    tmp.rename(folder)
-    if not theirs:
-        shutil.rmtree(old, ignore_errors=True)
-        return None
-    for rel in satds_files(old) or set():
-        if not Path(rel).is_absolute() and ".." not in Path(rel).parts:
-            (old / rel).unlink(missing_ok=True)
-    for d in sorted((p for p in old.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: len(p.parts), reverse=True):
-        if not any(d.iterdir()):
-            d.rmdir()
-    kept = folder.parent / f"{REPLACED}{folder.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    old.rename(kept)
-    return kept
 
 
 def read_provenance(folder: str | Path) -> dict[str, Any]:
