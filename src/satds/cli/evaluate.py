@@ -53,29 +53,26 @@ def evaluate(
 
     started = _dt.datetime.now(_dt.UTC)
     case_info = {}
-    try:
-        if catalog is not None:
-            pairs, _ = pair_cases(pred, ref)
-            case_info = lookup_cases(catalog, [p.case for p in pairs])
-        options = Options(
-            classes=classes,
-            tolerance_mm=tolerance,
-            lcc=lcc_sel,
-            vertebrae=vert,
-            max_distance_mm=max_distance,
-            resample=resample,
-            dataset=dataset,
-            case_info=case_info,
-            threads=default_threads() if workers <= 1 else 1,
-        )
-        from rich.progress import Progress
+    if catalog is not None:
+        pairs, _ = pair_cases(pred, ref)
+        case_info = lookup_cases(catalog, [p.case for p in pairs])
+    options = Options(
+        classes=classes,
+        tolerance_mm=tolerance,
+        lcc=lcc_sel,
+        vertebrae=vert,
+        max_distance_mm=max_distance,
+        resample=resample,
+        dataset=dataset,
+        case_info=case_info,
+        threads=default_threads() if workers <= 1 else 1,
+    )
+    from rich.progress import Progress
 
-        with Progress(console=err_console, transient=True) as prog:
-            n = len(pair_cases(pred, ref)[0])
-            bar = prog.add_task("evaluating", total=n)
-            result = run_evaluation(pred, ref, options, workers=workers, progress=lambda r: prog.advance(bar))
-    except SatdsError as e:
-        raise fail(str(e))
+    with Progress(console=err_console, transient=True) as prog:
+        n = len(pair_cases(pred, ref)[0])
+        bar = prog.add_task("evaluating", total=n)
+        result = run_evaluation(pred, ref, options, workers=workers, progress=lambda r: prog.advance(bar))
 
     df = result.scores
     if result.missing_predictions:
@@ -90,12 +87,9 @@ def evaluate(
         err_console.print(f"resampled {len(resampled)} prediction(s) onto the reference grid", highlight=False)
 
     if out is not None:
-        try:
-            write_scores(df, out)
-            if result.vertebrae is not None:
-                write_table(result.vertebrae, sidecar(out, "vertebrae"))
-        except SatdsError as e:
-            raise fail(str(e))
+        write_scores(df, out)
+        if result.vertebrae is not None:
+            write_table(result.vertebrae, sidecar(out, "vertebrae"))
 
     summary = _print_summary(console, df, result, include_ref_empty, aggregate, vert or ())
     if result.errors:

@@ -35,30 +35,26 @@ def load_task(
     **overrides,
 ):
     """A recipe from --task (pipelines/, a YAML path or an earlier export) or from the ad-hoc options."""
-    from ..errors import SpecError
     from ..export.recipe import adhoc_recipe, find_recipe, parse_recipe
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        if task:
-            if classes or datasets:
-                raise fail("give either --task or --classes/--datasets, not both")
-            r = find_recipe(task, raw)
-            data = r.model_dump(mode="json")
-            if dataset_id is not None:
-                data["dataset_id"] = dataset_id
-            if name:
-                data["name"] = name
-            data.update(overrides)
-            if data.get("partial_labels") != "pseudo":
-                data.pop("pseudo_labels", None)
-            return parse_recipe(data, f"task {task}")
-        if not (classes and datasets and name and dataset_id is not None):
-            raise fail("an ad-hoc task needs --classes, --datasets, --name and --dataset-id (or give --task)")
-        split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
-        return adhoc_recipe(name=name, dataset_id=dataset_id, classes=split(classes), datasets=split(datasets), **overrides)
-    except SpecError as e:
-        raise fail(str(e))
+    if task:
+        if classes or datasets:
+            raise fail("give either --task or --classes/--datasets, not both")
+        r = find_recipe(task, raw)
+        data = r.model_dump(mode="json")
+        if dataset_id is not None:
+            data["dataset_id"] = dataset_id
+        if name:
+            data["name"] = name
+        data.update(overrides)
+        if data.get("partial_labels") != "pseudo":
+            data.pop("pseudo_labels", None)
+        return parse_recipe(data, f"task {task}")
+    if not (classes and datasets and name and dataset_id is not None):
+        raise fail("an ad-hoc task needs --classes, --datasets, --name and --dataset-id (or give --task)")
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    return adhoc_recipe(name=name, dataset_id=dataset_id, classes=split(classes), datasets=split(datasets), **overrides)
 
 
 @export_app.command("nnunet")
@@ -84,7 +80,6 @@ def nnunet_cmd(
     from rich.table import Table
 
     from ..catalog import Catalog
-    from ..errors import ExportError, SpecError
     from ..export import export_nnunet
 
     out = out or default_raw()
@@ -95,12 +90,9 @@ def nnunet_cmd(
         partial_labels=policy, source=source, view=view, overlap=overlap, pseudo_labels=str(pseudo) if pseudo else None,
     )
     cat = Catalog(catalog_dir(catalog))
-    try:
-        with Progress(TextColumn(f"export {recipe.folder_name}"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True) as bar:
-            t = bar.add_task("export", total=None)
-            res = export_nnunet(cat, recipe, out, pseudo_dir=pseudo, dry_run=dry_run, overwrite=overwrite, workers=workers, progress=lambda d, n: bar.update(t, completed=d, total=n))
-    except (ExportError, SpecError) as e:
-        raise fail(str(e))
+    with Progress(TextColumn(f"export {recipe.folder_name}"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True) as bar:
+        t = bar.add_task("export", total=None)
+        res = export_nnunet(cat, recipe, out, pseudo_dir=pseudo, dry_run=dry_run, overwrite=overwrite, workers=workers, progress=lambda d, n: bar.update(t, completed=d, total=n))
     plan = res.plan
     for w in res.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {data(w)}", highlight=False)
@@ -134,15 +126,11 @@ def pseudolabel_cmd(
 ) -> None:
     """Merge predictions with each scan's ground truth, class-wise (GT authoritative where annotated)."""
     from ..catalog import Catalog
-    from ..errors import ExportError, SpecError
     from ..export import make_pseudolabels
 
     recipe = load_task(task, raw=raw or default_raw())
     dest = out or (Path(recipe.pseudo_labels) if recipe.pseudo_labels else Path("pseudolabels") / recipe.folder_name)
-    try:
-        res = make_pseudolabels(Catalog(catalog_dir(catalog)), recipe, predictions, dest, workers=workers)
-    except (ExportError, SpecError) as e:
-        raise fail(str(e))
+    res = make_pseudolabels(Catalog(catalog_dir(catalog)), recipe, predictions, dest, workers=workers)
     n_pseudo = sum(1 for c in res.cases.values() if c["pseudo"])
     for n in res.notes:
         console.print(f"  [dim]note: {data(n)}[/dim]", highlight=False)

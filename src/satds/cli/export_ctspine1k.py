@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import CatalogOpt, catalog_dir, console, data, err_console, fail
+from .app import CatalogOpt, catalog_dir, console, data, err_console
 from .export import export_app
 
 
@@ -19,14 +19,10 @@ def export_ctspine1k_cmd(
 ) -> None:
     """Write the CTSpine1K release as distributed (per source: COLONOG, HNSCC-3DCT-RT, MSD-T10, COVID-19)."""
     from ..catalog import Catalog
-    from ..errors import ExportError
     from ..export.ctspine1k import export_ctspine1k
 
     err_console.print("[yellow]licence:[/yellow] CTSpine1K is CC BY-NC-SA; its sources carry their own terms (TCIA, MSD CC BY-SA). Do not redistribute without checking them.", highlight=False)
-    try:
-        rep = export_ctspine1k(Catalog(catalog_dir(catalog)), out, strict=strict)
-    except ExportError as e:
-        raise fail(str(e))
+    rep = export_ctspine1k(Catalog(catalog_dir(catalog)), out, strict=strict)
     console.print(f"CTSpine1K release in {data(out)}: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.written.items())) + f" ({rep.copied} images copied, {rep.converted} converted from DICOM or re-laid on the label grid)")
     console.print("data_split.txt sections written: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.sections.items())))
     if rep.missing:

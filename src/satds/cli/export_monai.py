@@ -30,19 +30,15 @@ def export_monai_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ..catalog import Catalog
-    from ..errors import ExportError, SpecError
     from ..export.monai import export_monai
 
     if not task and not (classes and datasets and name):
         raise fail("an ad-hoc task needs --classes, --datasets and --name (or give --task)")
     # ad-hoc tasks need a dataset id for the recipe model only; MONAI does not use it
     recipe = load_task(task, classes=classes, datasets=datasets, name=name, dataset_id=None if task else 999, source=source, view=view)
-    try:
-        with Progress(TextColumn(f"export {recipe.name} (MONAI)"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True) as bar:
-            t = bar.add_task("export", total=None)
-            res = export_monai(Catalog(catalog_dir(catalog)), recipe, out, labels=labels, dry_run=dry_run, workers=workers, progress=lambda d, n: bar.update(t, completed=d, total=n))
-    except (ExportError, SpecError) as e:
-        raise fail(str(e))
+    with Progress(TextColumn(f"export {recipe.name} (MONAI)"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True) as bar:
+        t = bar.add_task("export", total=None)
+        res = export_monai(Catalog(catalog_dir(catalog)), recipe, out, labels=labels, dry_run=dry_run, workers=workers, progress=lambda d, n: bar.update(t, completed=d, total=n))
     for w in res.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {data(w)}", highlight=False)
     plan = res.plan

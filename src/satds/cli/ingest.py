@@ -40,14 +40,10 @@ def ingest_one(key: str, root: Path, catalog: Path | None, *, workers: int | Non
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..catalog import Catalog
-    from ..errors import SpecError
     from ..ingest import ingest
     from ..specs import get_spec
 
-    try:
-        spec = get_spec(key)
-    except SpecError as e:
-        raise fail(str(e))
+    spec = get_spec(key)
     cat = Catalog(catalog_dir(catalog, must_exist=False))  # the one command that creates a catalog
     with Progress(TextColumn(f"ingest {spec.key}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("ingest", total=None)
@@ -137,14 +133,10 @@ def phantom_cmd(
     arrangement: Annotated[str, typer.Option("--arrangement", "-a", help="Write the release in this arrangement ('release': the publisher's; others as the spec lists them).")] = "release",
 ) -> None:
     """Write a tiny synthetic copy of a dataset's native layout (for trying satds without downloads)."""
-    from ..errors import SpecError
     from ..phantoms import generate
     from ..specs import get_spec
 
-    try:
-        spec = get_spec(key)
-    except SpecError as e:
-        raise fail(str(e))
+    spec = get_spec(key)
     if arrangement not in spec.arrangement_names:
         raise fail(f"{spec.key} has no arrangement {arrangement!r}; it has: {', '.join(spec.arrangement_names)}")
     generate(spec.key, out, seed=seed, arrangement=arrangement)

@@ -30,15 +30,9 @@ def _options(
 
 
 def _load(ctx: typer.Context) -> "Ontology":
-    from ..errors import OntologyError
     from ..ontology import load_ontology
 
-    from .app import fail
-
-    try:
-        return load_ontology((ctx.obj or {}).get("ontology_file"))
-    except OntologyError as e:
-        raise fail(str(e)) from None
+    return load_ontology((ctx.obj or {}).get("ontology_file"))
 
 
 @ontology_app.command("validate")
@@ -92,15 +86,9 @@ def _ref(onto: "Ontology", cid: str) -> str:
 @ontology_app.command("show")
 def show(ctx: typer.Context, id_or_name: Annotated[str, typer.Argument(help="Concept id, name or synonym.")]) -> None:
     """Everything about one concept: names, region, kind, hierarchy, partitions, laterality, lesions, codes."""
-    from ..errors import OntologyError
-
-    from .app import fail
 
     onto = _load(ctx)
-    try:
-        c = onto.get(id_or_name)
-    except OntologyError as e:
-        raise fail(str(e)) from None
+    c = onto.get(id_or_name)
     rows: list[tuple[str, str]] = [
         ("id", c.id),
         ("name", c.name),
@@ -142,18 +130,12 @@ def tree(
                                                  show_default=False)] = None,
 ) -> None:
     """The hierarchy as an indented tree (children under parents; a concept with two parents appears twice)."""
-    from ..errors import OntologyError
-
-    from .app import fail
 
     onto = _load(ctx)
     if id_or_name is None:
         starts = onto.roots()
     else:
-        try:
-            starts = [onto.get(id_or_name).id]
-        except OntologyError as e:
-            raise fail(str(e)) from None
+        starts = [onto.get(id_or_name).id]
 
     def label(cid: str, rel: str | None) -> str:
         c = onto[cid]

@@ -52,8 +52,7 @@ def train_cmd(
     pseudo-labels, the universal model, the evaluation), skipping the stages a previous run finished.
     """
     from ..catalog import Catalog
-    from ..errors import ExportError, SpecError
-    from ..train import TrainError, train
+    from ..train import train
     from .export import load_task
 
     if (task is None) == (recipe is None):
@@ -63,33 +62,22 @@ def train_cmd(
     if smoke or until or dry_run:
         raise fail("--smoke, --until and --dry-run go with --recipe")
     recipe_ = load_task(task, raw=root / "nnUNet_raw", partial_labels="pseudo" if pseudo else None, pseudo_labels=str(pseudo) if pseudo else None)
-    try:
-        res = train(
-            recipe_, catalog=Catalog(catalog_dir(catalog, must_exist=False)), root=root, config=config, fold=fold or "0", trainer=trainer, device=device,
-            plan=plan, processes=processes, reexport=reexport, pseudo_dir=pseudo, continue_training=continue_training, epochs=epochs, echo=_echo,
-        )
-    except (TrainError, ExportError, SpecError) as e:
-        raise fail(str(e))
+    res = train(
+        recipe_, catalog=Catalog(catalog_dir(catalog, must_exist=False)), root=root, config=config, fold=fold or "0", trainer=trainer, device=device,
+        plan=plan, processes=processes, reexport=reexport, pseudo_dir=pseudo, continue_training=continue_training, epochs=epochs, echo=_echo,
+    )
     console.print(f"model: {data(res.model_folder)}", highlight=False)
 
 
 def _run_pipeline(name: str, open_catalog, *, root: Path, device: str, processes: int, epochs, smoke: bool, fold, until, dry_run: bool) -> None:
     from rich.table import Table
 
-    from ..errors import ExportError, SpecError
-    from ..train import TrainError
     from ..train.pipeline import PipelineRun, find_pipeline
 
-    try:
-        pipeline = find_pipeline(name)  # an unknown name is named before the catalog is looked for
-    except (TrainError, ExportError, SpecError) as e:
-        raise fail(str(e))
+    pipeline = find_pipeline(name)  # an unknown name is named before the catalog is looked for
     catalog = open_catalog()
-    try:
-        run = PipelineRun(pipeline, catalog=catalog, root=root, device=device, processes=processes, epochs=epochs, smoke=smoke, fold=fold, echo=_echo)
-        results = run.run(until=until, dry_run=dry_run)
-    except (TrainError, ExportError, SpecError) as e:
-        raise fail(str(e))
+    run = PipelineRun(pipeline, catalog=catalog, root=root, device=device, processes=processes, epochs=epochs, smoke=smoke, fold=fold, echo=_echo)
+    results = run.run(until=until, dry_run=dry_run)
     if dry_run:
         return
     ran = sum(r.status == "ran" for r in results)
@@ -134,16 +122,12 @@ def predict_cmd(
     processes: Annotated[int, typer.Option("--processes", "-np", help="Pre- and post-processing processes (0: nnU-Net's sequential predictor, no worker processes).")] = 2,
 ) -> None:
     """Run nnU-Net inference with a trained satds task (nnUNet_extTrainer set, so satds trainers load)."""
-    from ..errors import SpecError
-    from ..train import TrainError, predict
+    from ..train import predict
     from .export import load_task
 
     recipe = load_task(task, raw=root / "nnUNet_raw")
-    try:
-        dest = predict(
-            recipe, out=out, root=root, input_dir=input_dir, split=split, config=config, fold=fold, trainer=trainer,
-            device=device, disable_tta=disable_tta, checkpoint=checkpoint, processes=processes, echo=_echo,
-        )
-    except (TrainError, SpecError) as e:
-        raise fail(str(e))
+    dest = predict(
+        recipe, out=out, root=root, input_dir=input_dir, split=split, config=config, fold=fold, trainer=trainer,
+        device=device, disable_tta=disable_tta, checkpoint=checkpoint, processes=processes, echo=_echo,
+    )
     console.print(f"predictions: {data(dest)}", highlight=False)
