@@ -16,6 +16,15 @@ def printable(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def is_utf8(text: str) -> bool:
+    """Whether a name can be stored as UTF-8 text (no surrogate escapes of another system's bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class SatdsError(Exception):
     """Base of every error satds raises on purpose."""
 

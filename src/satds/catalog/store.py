@@ -311,15 +311,12 @@ def _table_lock(folder: Path, wait: bool):
 
 
 def _first_unencodable(rows: list[Mapping[str, Any]]) -> str:
-    from ..errors import printable
+    from ..errors import is_utf8, printable
 
     for r in rows:
         for k, v in r.items():
-            if isinstance(v, str):
-                try:
-                    v.encode("utf-8")
-                except UnicodeEncodeError:
-                    return f"column {k} = {printable(v)!r}"
+            if isinstance(v, str) and not is_utf8(v):
+                return f"column {k} = {printable(v)!r}"
     return "(in a nested value)"
 
 

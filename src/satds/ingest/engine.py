@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..catalog import Catalog, new_gen, new_id, now
-from ..errors import CaseError, ReadError, SatdsError, SpecError, WorkerDied, printable
+from ..errors import CaseError, ReadError, SatdsError, SpecError, WorkerDied, is_utf8, printable
 from ..labels import AtomLabels, DatasetClasses, read_label_table, resolve_classes
 from ..labels.classes import resolve_nnunet_classes
 from ..ontology import Ontology, load_ontology
@@ -305,7 +305,7 @@ def ingest(
     cases: list[CaseFiles] = []
     if not root.is_dir():
         fail(ReadError("dataset root does not exist or is not a folder", dataset=spec.key, file=str(root)))
-    elif _unencodable(str(root)):
+    elif not is_utf8(str(root)):
         fail(ReadError("the dataset root's path is not valid UTF-8 (shown escaped); rename it or ingest through a symlink with a UTF-8 name", dataset=spec.key, file=str(root)))
     else:
         dataset_classes.cache_clear()
@@ -426,20 +426,12 @@ def _task(key: str, root: str, full: bool, case: CaseFiles) -> dict[str, Any]:
     return ingest_case(key, root, case, full)
 
 
-def _unencodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _with_utf8_names(cases: list[CaseFiles], fail: Callable[[CaseError], None]) -> list[CaseFiles]:
     """The cases whose file names and ids are valid UTF-8; each other one becomes a failure (the catalog
     stores UTF-8 text: a name from another system's encoding is shown with its bytes escaped)."""
     ok = []
     for case in cases:
-        bad = next((n for n in [*case.all_files, case.case_id, case.patient_id, case.scan_id] if n and _unencodable(n)), None)
+        bad = next((n for n in [*case.all_files, case.case_id, case.patient_id, case.scan_id] if n and not is_utf8(n)), None)
         if bad is None:
             ok.append(case)
         else:
