@@ -15,10 +15,7 @@ from pathlib import Path
 
 from ..errors import SpecError
 from ..specs.model import NNUNET, NNUNET_ENDING, DatasetSpec, Layout
-
-
-def _norm(text: str | None) -> str:
-    return re.sub(r"[^0-9a-z]", "", (text or "").lower())
+from .patterns import norm
 
 
 def nnunet_layouts(spec: DatasetSpec, root: Path) -> list[Layout]:
@@ -53,8 +50,8 @@ def nnunet_layouts(spec: DatasetSpec, root: Path) -> list[Layout]:
 
 def _order(lay: Layout, by_index: dict[int, str]) -> list[int]:
     """nnU-Net channel number per spec channel: by name (or sequence) where every name matches one, else in order."""
-    wanted = [(_norm(c.name), _norm(c.sequence)) for c in lay.channels]
-    have = {_norm(n): i for i, n in by_index.items()}
+    wanted = [(norm(c.name), norm(c.sequence)) for c in lay.channels]
+    have = {norm(n): i for i, n in by_index.items()}
     picked = []
     for name, seq in wanted:
         i = have.get(name, have.get(seq) if seq else None)

@@ -83,6 +83,11 @@ def find(root: Path, pattern: Pattern, exclude: list[str] = (), cache: dict | No
     return hits
 
 
+def norm(text: str | None) -> str:
+    """A name compared without case, spaces or punctuation (``"Left Kidney"`` = ``left_kidney``; None is '')."""
+    return re.sub(r"[^0-9a-z]", "", "" if text is None else str(text).lower())
+
+
 def has_wildcards(template: str) -> bool:
     """Whether a template still holds ``*``/``**/``/``?`` after its captures (a path to search for)."""
     return any(m.group(1) is None for m in _TOKEN.finditer(template))

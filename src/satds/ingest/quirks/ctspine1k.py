@@ -21,7 +21,7 @@ from ...errors import CaseError
 from ...resources import specs_dir
 from ..discover import CaseFiles
 from ..hooks import hook
-from ..patterns import fill
+from ..patterns import fill, norm
 from ..walk import walk
 
 SHIPPED = "data/ctspine1k"
@@ -46,10 +46,6 @@ def parse_series_dir(name: str) -> tuple[int, str] | None:
     desc = m.group(2) or ""
     desc = re.sub(r"^NA-", "", desc) if desc != "NA" else ""
     return int(m.group(1)), desc
-
-
-def norm(text: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
 def read_path_csv(path: Path) -> dict[str, SeriesRef]:

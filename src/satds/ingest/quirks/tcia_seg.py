@@ -24,7 +24,7 @@ from ...io import Volume
 from ...labels import LabelPiece
 from ..discover import CaseFiles
 from ..hooks import hook
-from ..patterns import fill
+from ..patterns import fill, norm
 from ..walk import walk
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -185,11 +185,6 @@ def seg_on_grid(ds, ref: Volume, rel: str) -> dict[int, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- segment identity
-def _norm(text: str) -> str:
-    """Labels compare without case, spaces or punctuation ("Left Kidney" = "left_kidney")."""
-    return re.sub(r"[^0-9a-z]", "", str(text).lower())
-
-
 def _code(text: str) -> str:
     return re.sub(r"\s", "", str(text)).lower()
 
@@ -204,7 +199,7 @@ class Segment:
     meaning: str
 
     def names(self) -> set[str]:
-        return {x for x in (_norm(self.label), _norm(self.meaning)) if x} | ({_code(self.code)} if self.code else set())
+        return {x for x in (norm(self.label), norm(self.meaning)) if x} | ({_code(self.code)} if self.code else set())
 
     def __str__(self) -> str:
         code = f" ({self.code} {self.meaning})" if self.code else ""
@@ -248,7 +243,7 @@ def match_segments(segments: list[Segment], spec, rel: str) -> dict[int, tuple[s
 
     def hits(e, seg: Segment) -> bool:
         names = seg.names()
-        return any((_code(x) if ":" in x else _norm(x)) in names for x in ids(e))
+        return any((_code(x) if ":" in x else norm(x)) in names for x in ids(e))
 
     nonzero = next((e for e in entries if str(e.value) == "nonzero"), None)
     out: dict[int, tuple[str, str | None]] = {}
