@@ -77,10 +77,18 @@ def find(root: Path, pattern: Pattern, exclude: list[str] = (), cache: dict | No
         for name in candidates:
             rel = rel_dir + name
             m = pattern.regex.match(rel)
-            if m and not any(fnmatch.fnmatch(rel, x) or fnmatch.fnmatch(name, x) for x in exclude):
+            if m and not excluded(rel, exclude):
                 hits.append((rel, {k: v for k, v in m.groupdict().items() if v is not None}))
     hits.sort(key=lambda h: h[0])
     return hits
+
+
+def excluded(rel: str, exclude: list[str] | tuple[str, ...]) -> bool:
+    """Whether a layout's ``exclude`` (fnmatch patterns on the path or on its last name) drops ``rel``."""
+    if not exclude:
+        return False
+    name = rel.rpartition("/")[2]
+    return any(fnmatch.fnmatch(rel, x) or fnmatch.fnmatch(name, x) for x in exclude)
 
 
 def norm(text: str | None) -> str:
@@ -149,15 +157,6 @@ def components(text: str) -> list[str]:
 
 def is_literal(component: str) -> bool:
     return _TOKEN.search(component) is None
-
-
-def capture_regexes(text: str) -> dict[str, str | None]:
-    """Each capture's own regex (None: the default one-component match), first occurrence wins."""
-    out: dict[str, str | None] = {}
-    for m in _TOKEN.finditer(text):
-        if m.group(1) and m.group(1) not in out:
-            out[m.group(1)] = m.group(2)
-    return out
 
 
 _SIMPLE = re.compile(r"(?:\\.|[A-Za-z0-9_ -])")

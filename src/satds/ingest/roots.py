@@ -22,16 +22,15 @@ listing them and how to choose (``--root`` deeper, ``--arrangement``).
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CaseError, SatdsError
-from ..specs.model import PATTERN_TOKEN, RELEASE, DatasetSpec, constrain
+from ..specs.model import PATTERN_TOKEN, RELEASE, DatasetSpec, capture_regexes, constrain
 from .discover import Discovery, discover_at
-from .patterns import capture_regexes, compile_pattern, components, glob_of, is_literal, literal_ends
+from .patterns import compile_pattern, components, excluded, glob_of, is_literal, literal_ends
 from .walk import walk
 
 #: How far above and below the named folder a release's anchor is looked for.
@@ -213,7 +212,7 @@ class FileIndex:
             start, d = 0, 0
             while True:  # anchors at the root and below: the path after its first d folders
                 sub = path[start:]
-                if rx(sub) and not (exclude and _excluded(sub, exclude)):
+                if rx(sub) and not excluded(sub, exclude):
                     found.append(Anchor(0, path[: start - 1] if start else ""))
                 i = path.find("/", start)
                 if i < 0 or d == self.depth:
@@ -221,7 +220,7 @@ class FileIndex:
                 start, d = i + 1, d + 1
             for anchor, prefix in ups:  # anchors above the root: the root's own name(s) first
                 sub = prefix + path
-                if rx(sub) and not (exclude and _excluded(sub, exclude)):
+                if rx(sub) and not excluded(sub, exclude):
                     found.append(anchor)
             if found:
                 out.append((path, tuple(found)))
@@ -252,11 +251,6 @@ class FileIndex:
                 ranked = sorted(by_folder.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
                 return [(len(v), k, sorted(v)[0]) for k, v in ranked]
         return []
-
-
-def _excluded(rel: str, exclude: tuple[str, ...]) -> bool:
-    name = rel.rpartition("/")[2]
-    return any(fnmatch.fnmatch(rel, x) or fnmatch.fnmatch(name, x) for x in exclude)
 
 
 def _extension(suffix: str) -> str:

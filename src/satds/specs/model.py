@@ -19,6 +19,20 @@ Modality = Literal["CT", "MRI", "PET"]
 PATTERN_TOKEN = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}|\*\*/|\*|\?")
 
 
+def capture_regexes(text: str, last: bool = False) -> dict[str, str | None]:
+    """Each capture's own regex (None: the default one-component match), in order of first use.
+
+    The first occurrence's regex wins (the one a pattern matches with: later uses of a name must repeat its
+    text); ``last``: a later occurrence that gives a regex overrides it.
+    """
+    out: dict[str, str | None] = {}
+    for m in PATTERN_TOKEN.finditer(text):
+        name, rx = m.group(1), m.group(2)
+        if name and (name not in out or (last and rx)):
+            out[name] = rx
+    return out
+
+
 def constrain(text: str, constraints: dict[str, str]) -> str:
     """The pattern with each ``{name}`` that has no regex of its own given ``constraints[name]`` at its first use."""
     done: set[str] = set()
@@ -497,7 +511,7 @@ class DatasetSpec(Strict):
 # ---------------------------------------------------------------------- the nnU-Net raw folder arrangement
 def template_names(text: str) -> list[str]:
     """The capture names a pattern or template uses, in order."""
-    return list(dict.fromkeys(m.group(1) for m in PATTERN_TOKEN.finditer(text) if m.group(1)))
+    return list(capture_regexes(text))
 
 
 def _template_text(t: "TemplateLike | None") -> str:
@@ -513,7 +527,7 @@ def nnunet_arrangement(spec: "DatasetSpec") -> Arrangement:
     for lay in spec.layout:
         if lay.hook:
             raise ValueError(f"nnunet: layout {lay.name or '(default)'} uses hook {lay.hook!r}; an nnU-Net copy is read by patterns only")
-        regexes = {m.group(1): m.group(2) for m in PATTERN_TOKEN.finditer(lay.match) if m.group(1) and m.group(2)}
+        regexes = {k: v for k, v in capture_regexes(lay.match, last=True).items() if v}
         if NNUNET_ENDING in template_names(lay.match):
             raise ValueError(f"capture name {NNUNET_ENDING!r} is reserved for nnU-Net file endings")
         missing = case_names - set(template_names(lay.match)) - set(lay.vars)
