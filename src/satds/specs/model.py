@@ -495,11 +495,11 @@ class DatasetSpec(Strict):
         return self.layout if alt is None else alt.layout
 
     def label_table_of(self, arrangement: str = RELEASE) -> "LabelTable | None":
-        alt = self.arrangements.get(arrangement) or self._synthesised.get(arrangement)
+        alt = self.arrangement(arrangement)
         return alt.label_table if alt is not None and alt.label_table is not None else self.label_table
 
     def official_split_of(self, arrangement: str = RELEASE) -> "OfficialSplit":
-        alt = self.arrangements.get(arrangement) or self._synthesised.get(arrangement)
+        alt = self.arrangement(arrangement)
         return alt.official_split if alt is not None and alt.official_split is not None else self.official_split
 
     @property
