@@ -140,3 +140,14 @@ def test_detect_tells_kits19s_copy_from_kits23_by_its_dataset_json(tmp_path):
     assert [d.key for d in detect(tmp_path).found] == ["kits19"]
     (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0, "kidney": [1, 2, 3], "masses": [2, 3], "tumor": 2}, "regions_class_order": [1, 3, 2], "file_ending": ".nii.gz"}))
     assert sorted(d.key for d in detect(tmp_path).found) == ["kits23"]
+
+
+def test_label_kind_is_the_arrangements_own(tmp_path):
+    """TotalSegmentator's release stores one file per class; its nnU-Net copy one label map per case: each
+    scan row says which kind its own files are."""
+    for arrangement, kind in (("release", "class_files"), (NNUNET, "labelmap")):
+        cat = Catalog(tmp_path / f"cat-{arrangement}")
+        s = ingest("totalsegmentator", generate("totalsegmentator", tmp_path / arrangement, arrangement=arrangement), cat, workers=1)
+        assert (s.arrangement, s.failed) == (arrangement, 0), s.failures
+        assert s.scans > 0
+        assert {k for (k,) in cat.connect().sql("SELECT DISTINCT label_kind FROM scans").fetchall()} == {kind}

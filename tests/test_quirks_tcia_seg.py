@@ -106,3 +106,5 @@ def test_seg_whose_series_is_missing_fails_alone(adrenal, catalog):
     [(case, file, msg)] = catalog.connect().execute('SELECT "case", file, error FROM failures').fetchall()
     assert (case, file) == (CASE, SEG)
     assert "cannot pair the DICOM-SEG with its image series" in msg and "none of them under the root" in msg
+    # The other scan is labelled by its SEG (the layout names no label file: the hook finds it).
+    assert catalog.connect().execute("SELECT label_kind FROM scans").fetchall() == [("labelmap",)]

@@ -186,7 +186,7 @@ def _ingest_case(key: str, root: Path, case: CaseFiles, full: bool) -> dict[str,
         "channel_modalities": [m for _, m in names],
         "image_paths": list(dict.fromkeys(case.images)),
         "label_paths": ([case.label] if case.label else []) + [case.label_files[k] for k in sorted(case.label_files)],
-        "label_kind": spec.label_kind if labels is not None else "none",
+        "label_kind": label_kind(case) if labels is not None else "none",
         "source_values": labels.sources_present if labels is not None else [],
         "shape": list(ref.spatial_shape),
         "spacing": list(ref.spacing),
@@ -202,6 +202,12 @@ def _ingest_case(key: str, root: Path, case: CaseFiles, full: bool) -> dict[str,
     }
     ann = annotation_rows(labels, classes, onto, ref.affine, ref.voxel_volume_ml, case.scan_id, key) if labels is not None else []
     return {"scan": scan, "annotations": ann, "notes": labels.notes if labels is not None else []}
+
+
+def label_kind(case: CaseFiles) -> str:
+    """How a labelled scan's labels are stored in the arrangement it was read from: one file per class
+    (TotalSegmentator's release) or one label map (its nnU-Net copy; a DICOM-SEG)."""
+    return "class_files" if case.label_files else "labelmap"
 
 
 # ---------------------------------------------------------------------- the run
