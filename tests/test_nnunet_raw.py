@@ -151,3 +151,13 @@ def test_label_kind_is_the_arrangements_own(tmp_path):
         assert (s.arrangement, s.failed) == (arrangement, 0), s.failures
         assert s.scans > 0
         assert {k for (k,) in cat.connect().sql("SELECT DISTINCT label_kind FROM scans").fetchall()} == {kind}
+
+
+def test_a_broken_dataset_json_is_one_failure_naming_it(tmp_path, catalog):
+    root = nnunet_copy("kits19", tmp_path)
+    (root / "dataset.json").write_text("{")
+    s = ingest("kits19", root, catalog, workers=1)
+    assert (s.scans, s.failed) == (0, 1)
+    [(file, kind, msg)] = catalog.connect().sql("SELECT file, error_type, error FROM failures").fetchall()
+    assert (file, kind) == ("dataset.json", "ReadError")
+    assert msg.startswith("kits19: dataset.json: not valid JSON (")

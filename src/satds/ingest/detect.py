@@ -10,12 +10,13 @@ are not reported.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ReadError
 from ..specs import DatasetSpec, all_specs, get_spec, spec_keys
 from ..specs.model import NNUNET
+from .nnunet_raw import read_dataset_json
 from .roots import DEPTH, Copy, FileIndex, Location, locate
 
 
@@ -113,9 +114,8 @@ def _label_fit(copy: Copy) -> float:
     from ..ontology import load_ontology
 
     try:
-        data = json.loads((copy.folder / "dataset.json").read_text())
-        return nnunet_label_fit(get_spec(copy.key), load_ontology(), data)
-    except (OSError, ValueError, AttributeError):
+        return nnunet_label_fit(get_spec(copy.key), load_ontology(), read_dataset_json(copy.folder))
+    except (ReadError, ValueError, AttributeError):  # a bad file fits nothing
         return 0.0
 
 

@@ -30,6 +30,7 @@ from ..ontology import Ontology, load_ontology
 from ..specs import DatasetSpec, get_spec, spec_hash
 from ..specs.model import RELEASE
 from .discover import CaseFiles
+from .nnunet_raw import read_dataset_json
 from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
 
 INGEST_VERSION = "1"
@@ -62,9 +63,9 @@ def dataset_classes(key: str, root: str, arrangement: str = RELEASE) -> DatasetC
         if not p.is_file():
             raise SpecError(f"{spec.key}: an nnU-Net folder names its label values in {lt.file}; there is none at {p}, and satds does not guess values")
         try:
-            data = json.loads(p.read_text())
-        except ValueError as e:
-            raise SpecError(f"{spec.key}: {p} is not valid JSON ({e})") from None
+            data = read_dataset_json(root)
+        except ReadError as e:
+            raise e.located(dataset=spec.key)
         return resolve_nnunet_classes(spec, load_ontology(), data)
     if lt and lt.format != "nnunet":
         p = Path(root) / lt.file

@@ -13,9 +13,23 @@ import json
 import re
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import ReadError, SpecError
 from ..specs.model import NNUNET, NNUNET_ENDING, DatasetSpec, Layout
 from .patterns import norm
+
+
+def read_dataset_json(folder: str | Path) -> dict:
+    """An nnU-Net folder's ``dataset.json`` (its label values and channel names). One that cannot be read,
+    is not JSON or is not a JSON object is a :class:`ReadError` naming it, relative to the folder."""
+    try:
+        data = json.loads((Path(folder) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReadError(f"cannot be read ({type(e).__name__}: {e})", file="dataset.json") from None
+    except ValueError as e:
+        raise ReadError(f"not valid JSON ({e})", file="dataset.json") from None
+    if not isinstance(data, dict):
+        raise ReadError(f"not an nnU-Net dataset.json: a JSON {type(data).__name__}, not an object", file="dataset.json")
+    return data
 
 
 def nnunet_layouts(spec: DatasetSpec, root: Path) -> list[Layout]:
@@ -24,10 +38,7 @@ def nnunet_layouts(spec: DatasetSpec, root: Path) -> list[Layout]:
     path = Path(root) / "dataset.json"
     if not path.is_file():
         return layouts
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as e:
-        raise SpecError(f"{spec.key}: {path} is not valid JSON ({e})") from None
+    data = read_dataset_json(root)
     names = data.get("channel_names") or data.get("modality") or {}
     try:
         by_index = {int(k): str(v) for k, v in names.items()}

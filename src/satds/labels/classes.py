@@ -262,7 +262,7 @@ def read_label_table(path, fmt: str) -> dict[str, int]:
     from pathlib import Path
 
     p = Path(path)
-    if fmt not in ("msd", "json_map", "csv", "nnunet"):
+    if fmt not in ("msd", "json_map", "csv"):  # an nnU-Net folder's dataset.json: resolve_nnunet_classes
         raise SpecError(f"unknown label table format {fmt!r}")
     try:
         return _parse_label_table(p, fmt)
@@ -275,8 +275,6 @@ def read_label_table(path, fmt: str) -> dict[str, int]:
 def _parse_label_table(p, fmt: str) -> dict[str, int]:
     import json
 
-    if fmt == "nnunet":
-        return dict(nnunet_labels(json.loads(p.read_text(encoding="utf-8")))[0])
     if fmt in ("msd", "json_map"):
         data = json.loads(p.read_text(encoding="utf-8"))
         labels = data.get("labels", data) if fmt == "msd" and isinstance(data, dict) else data
