@@ -50,9 +50,7 @@ def load_channels(spec: DatasetSpec, case: CaseFiles, root: Path) -> list[Volume
             try:
                 cache[path] = with_default_geometry(read_volume(root / path, ndim=None, series_uid=case.extra.get("series_uid")), lay)
             except CaseError as e:
-                if e.file == str(root / path):
-                    e.file = path  # failures name files relative to the dataset root
-                raise
+                raise e.relative_to(root)  # failures name files relative to the dataset root
         vol = cache[path]
         if vol.meta.get("nonfinite"):
             raise ReadError(f"image holds {vol.meta['nonfinite']} NaN/inf voxels", file=path)
