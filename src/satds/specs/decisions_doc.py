@@ -15,15 +15,11 @@ SAT_DATASETS = 72
 
 def side_classes(spec: DatasetSpec) -> set[str]:
     """Names of the left/right classes a spec derives by splitting a bilateral class (``lateralize``)."""
+    from ..labels.classes import resolve_classes  # the doc generator reads the resolved labels, as ingest does
     from ..ontology import load_ontology
 
     onto = load_ontology()
-    out: set[str] = set()
-    for name in spec.lateralize:
-        for part in onto.resolve(name).partitions:
-            if len(part) == 2 and {onto[m].laterality for m in part} == {"left", "right"}:
-                out |= {onto[m].name for m in part}
-    return out
+    return {onto[c].name for c in resolve_classes(spec, onto).lateral_classes}
 
 
 def _parity(specs: list[DatasetSpec]) -> list[str]:
