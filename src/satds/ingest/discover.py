@@ -73,10 +73,7 @@ class SplitResolver:
                 except csv.Error as e:
                     raise ReadError(f"the release's split table is not valid CSV ({e})", dataset=spec.key, file=r.table) from None
         elif isinstance(r, SplitFromSections):
-            from ..resources import specs_dir
-
-            candidates = [root / c for c in ([r.sections] if isinstance(r.sections, str) else r.sections)]
-            path = next((c for c in candidates if c.is_file()), specs_dir() / r.shipped if r.shipped else candidates[0])
+            path = _release_or_shipped(root, r.sections, r.shipped)
             if path.exists():
                 section = None
                 for line in _release_text(spec, root, path).splitlines():
@@ -100,15 +97,11 @@ class SplitResolver:
                     raise SpecError(f"{spec.key}: split file {r.lists} must map split names to lists of cases")
                 for section, names in data.items():
                     for name in names if isinstance(names, list) else []:
-                        if str(name) in self.table and self.table[str(name)] != section:
-                            raise SpecError(f"{spec.key}: {name!r} is listed in both {self.table[str(name)]!r} and {section!r} of {r.lists}")
-                        self.table[str(name)] = section
+                        self._put(str(name), section, r.lists)
         elif isinstance(r, SplitFromNnunetSplits):
-            from ..resources import specs_dir
             from .nnunet_splits import read_nnunet_splits
 
-            candidates = [root / c for c in ([r.nnunet_splits] if isinstance(r.nnunet_splits, str) else r.nnunet_splits)]
-            path = next((c for c in candidates if c.is_file()), specs_dir() / r.shipped if r.shipped else candidates[0])
+            path = _release_or_shipped(root, r.nnunet_splits, r.shipped)
             if path.exists():
                 folds = read_nnunet_splits(path)
                 if not 0 <= r.fold < len(folds):
@@ -116,15 +109,18 @@ class SplitResolver:
                 for section, names in folds[r.fold].items():
                     for name in names:
                         m = re.search(r.name, name) if r.name else None
-                        key = m.group(1) if m else name
-                        if self.table.get(key, section) != section:
-                            raise SpecError(f"{spec.key}: {key!r} is in both {self.table[key]!r} and {section!r} of fold {r.fold} of {path.name}")
-                        self.table[key] = section
+                        self._put(m.group(1) if m else name, section, f"fold {r.fold} of {path.name}")
         elif isinstance(r, SplitFromHook):
             fn = get_hook(r.hook, "official_split")
             if fn is None:
                 raise SpecError(f"{spec.key}: hook {r.hook!r} has no official_split")
             self.table = dict(fn(spec, root))
+
+    def _put(self, key: str, section: str, where: str) -> None:
+        """``key`` is in split ``section`` of the file; a key listed under two splits is an error."""
+        if self.table.get(key, section) != section:
+            raise SpecError(f"{self.spec.key}: {key!r} is listed in both {self.table[key]!r} and {section!r} of {where}")
+        self.table[key] = section
 
     def __call__(self, captures: dict[str, str], case_id: str) -> str:
         r = self.rule
@@ -143,6 +139,15 @@ class SplitResolver:
         if value not in SPLITS:
             raise SpecError(f"{self.spec.key}: split value {value!r} is not one of {sorted(SPLITS)}")
         return value
+
+
+def _release_or_shipped(root: Path, files: str | list[str], shipped: str | None) -> Path:
+    """The first of the release's candidate ``files`` found under ``root``, else the copy shipped in the specs
+    folder (``shipped``), else the first candidate (which does not exist: no split is read)."""
+    from ..resources import specs_dir
+
+    candidates = [root / c for c in ([files] if isinstance(files, str) else files)]
+    return next((c for c in candidates if c.is_file()), specs_dir() / shipped if shipped else candidates[0])
 
 
 def _release_text(spec: DatasetSpec, root: Path, path: str | Path) -> str:
