@@ -126,3 +126,30 @@ def test_no_match_names_the_arrangements_and_the_nearest_files(tmp_path, catalog
     (tmp_path / "empty" / "notes" / "readme.txt").write_text("hello")
     s = ingest("abdomenct1k", tmp_path / "empty", catalog, workers=1)
     assert "No file under it looks like the release's files" in s.failures[0]
+
+
+def test_a_crashing_discovery_hook_is_that_copys_problem_not_the_runs(tmp_path, monkeypatch, catalog):
+    """A hook that raises on odd files (PermissionError here) fails its own release, naming the file; detect
+    goes on with every other spec, and ingest records one failure."""
+    from satds.ingest import hooks
+
+    root = tmp_path / "data"
+    generate("adrenal_acc_ki67", root / "tcia")
+    generate("msd_spleen", root / "Task09_Spleen")
+    locked = root / "tcia" / "Adrenal-ACC-Ki67-Seg" / "LICENSE"
+
+    def unreadable(spec, layout, folder, **kw):
+        raise PermissionError(13, "Permission denied", str(locked))
+
+    hooks.get_hook("tcia_dicom_seg", "discover")  # registers the built-in hooks
+    monkeypatch.setitem(hooks._HOOKS["tcia_dicom_seg"], "discover", unreadable)
+    found = {d.key: d for d in detect(root).found}
+    assert found["msd_spleen"].resolved and found["msd_spleen"].copy.scans == get_spec("msd_spleen").expect.scans
+    bad = found["adrenal_acc_ki67"]
+    assert not bad.resolved
+    [problem] = bad.copy.found.problems
+    assert (type(problem).__name__, problem.file) == ("ReadError", "Adrenal-ACC-Ki67-Seg/LICENSE")
+    assert "cannot discover the cases (PermissionError: [Errno 13] Permission denied" in str(problem)
+    s = ingest("adrenal_acc_ki67", root / "tcia", catalog, workers=1)
+    assert (s.scans, s.failed) == (0, 1)
+    assert catalog.connect().execute("SELECT file, error_type FROM failures").fetchall() == [("Adrenal-ACC-Ki67-Seg/LICENSE", "ReadError")]

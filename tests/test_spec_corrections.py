@@ -147,3 +147,16 @@ def test_a_splits_pickle_cannot_run_code(tmp_path):
     with pytest.raises(SpecError, match="not allowed"):
         _ctpelvic1k_splits(root)
     assert not marker.exists()
+
+
+def test_an_unreadable_splits_file_is_a_read_error_naming_it(tmp_path):
+    import pytest
+
+    from satds.errors import ReadError
+    from satds.ingest.nnunet_splits import read_nnunet_splits
+
+    path = tmp_path / "splits_final.pkl"
+    path.mkdir()  # read_bytes() raises IsADirectoryError, an OSError
+    with pytest.raises(ReadError, match=r"the nnU-Net splits file cannot be read \(IsADirectoryError") as e:
+        read_nnunet_splits(path)
+    assert e.value.file == str(path)

@@ -103,7 +103,10 @@ class SplitResolver:
 
             path = _release_or_shipped(root, r.nnunet_splits, r.shipped)
             if path.exists():
-                folds = read_nnunet_splits(path)
+                try:
+                    folds = read_nnunet_splits(path)
+                except ReadError as e:
+                    raise e.relative_to(root).located(dataset=spec.key)
                 if not 0 <= r.fold < len(folds):
                     raise SpecError(f"{spec.key}: {path.name} has {len(folds)} folds, no fold {r.fold}")
                 for section, names in folds[r.fold].items():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,6 @@ from .nnunet_raw import read_dataset_json
 from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
 
 INGEST_VERSION = "1"
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,10 +61,9 @@ def dataset_classes(key: str, root: str, arrangement: str = RELEASE) -> DatasetC
         if not p.is_file():
             raise SpecError(f"{spec.key}: an nnU-Net folder names its label values in {lt.file}; there is none at {p}, and satds does not guess values")
         try:
-            data = read_dataset_json(root)
-        except ReadError as e:
+            return resolve_nnunet_classes(spec, load_ontology(), read_dataset_json(root))
+        except ReadError as e:  # names dataset.json
             raise e.located(dataset=spec.key)
-        return resolve_nnunet_classes(spec, load_ontology(), data)
     if lt and lt.format != "nnunet":
         p = Path(root) / lt.file
         if p.exists():
@@ -323,10 +320,6 @@ def ingest(
             fail(e)
         except SatdsError as e:  # no copy of the release under the root, or several
             fail(CaseError(str(e), dataset=spec.key))
-        except Exception as e:  # a discovery hook on odd files: one clear failure, not a traceback
-            log.debug("discovery of %s failed", spec.key, exc_info=True)
-            where = getattr(e, "filename", None)
-            fail(ReadError(f"cannot discover the cases ({type(e).__name__}: {e})", dataset=spec.key, file=_rel(where, root) if where else "."))
         summary.skipped = len(skipped)
         for p in problems:
             fail(p)
@@ -444,10 +437,3 @@ def _with_utf8_names(cases: list[CaseFiles], fail: Callable[[CaseError], None]) 
         else:
             fail(ReadError("the file name is not valid UTF-8 (its bytes are shown escaped); rename it to ingest this case", case=case.case_id, file=bad))
     return ok
-
-
-def _rel(path: str | os.PathLike, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root))
-    except (ValueError, OSError):
-        return str(path)

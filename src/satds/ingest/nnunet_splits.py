@@ -13,7 +13,7 @@ import json
 import pickle
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import ReadError, SpecError
 
 
 def _allowed() -> dict[tuple[str, str], object]:
@@ -45,7 +45,10 @@ class _SplitsUnpickler(pickle.Unpickler):
 def read_nnunet_splits(path: Path | str) -> list[dict[str, list[str]]]:
     """The folds of an nnU-Net splits file, each ``{split name: [case name, ...]}`` (names as plain strings)."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ReadError(f"the nnU-Net splits file cannot be read ({type(e).__name__}: {e})", file=str(path)) from None
     try:
         if path.suffix == ".pkl":
             folds = _SplitsUnpickler(io.BytesIO(data)).load()

@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import bisect
 import functools
+import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CaseError, SatdsError
+from ..errors import CaseError, ReadError, SatdsError
 from ..specs.model import PATTERN_TOKEN, RELEASE, DatasetSpec, capture_regexes, constrain
 from .discover import Discovery, discover_at
 from .patterns import compile_pattern, components, excluded, glob_of, is_literal, literal_ends
 from .walk import walk
+
+log = logging.getLogger(__name__)
 
 #: How far above and below the named folder a release's anchor is looked for.
 DEPTH = 3
@@ -387,8 +391,13 @@ def _evaluate(spec: DatasetSpec, index: FileIndex, arrangement: str, anchor: Anc
         found = discover_at(spec, folder, arrangement, index.cache, index.prefix(anchor) if anchor.up else "")
     except CaseError as e:  # a release table that cannot be read names its file: this copy's error, not the run's
         found = Discovery(problems=[e.located(dataset=spec.key)])
-    except SatdsError as e:  # e.g. a dataset.json that is not JSON
+    except SatdsError as e:  # e.g. a channel_names that is not a mapping
         found = Discovery(problems=[CaseError(str(e), dataset=spec.key, file=next(iter(sorted(hits)), ""))])
+    except Exception as e:  # a discovery hook on odd files (an unreadable one): this copy's error, not the run's
+        log.debug("discovery of %s at %s failed", spec.key, folder, exc_info=True)
+        where = getattr(e, "filename", None)
+        err = ReadError(f"cannot discover the cases ({type(e).__name__}: {e})", dataset=spec.key, file=os.fspath(where) if where else ".")
+        found = Discovery(problems=[err.relative_to(folder)])
     return Copy(spec.key, arrangement, anchor, folder, hits, found)
 
 

@@ -163,19 +163,24 @@ def nnunet_labels(data: dict) -> tuple[list[tuple[str, int]], dict[str, list[int
     background (value 0) and nnU-Net's ``ignore`` label are left out here.
     """
     labels = data.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ReadError(f"'labels' must map label names to values, found a JSON {type(labels).__name__}", file="dataset.json")
     pairs: list[tuple[str, int]] = []
     regions: dict[str, list[int]] = {}
     for k, v in labels.items():
-        if str(k).lstrip("-").isdigit():  # v1 / Decathlon: {value: name}
-            pairs.append((str(v), int(k)))
-        elif isinstance(v, (list, tuple)):
-            vals = sorted({int(x) for x in v})
-            if len(vals) == 1:
-                pairs.append((str(k), vals[0]))
+        try:
+            if str(k).lstrip("-").isdigit():  # v1 / Decathlon: {value: name}
+                pairs.append((str(v), int(k)))
+            elif isinstance(v, (list, tuple)):
+                vals = sorted({int(x) for x in v})
+                if len(vals) == 1:
+                    pairs.append((str(k), vals[0]))
+                else:
+                    regions[str(k)] = vals
             else:
-                regions[str(k)] = vals
-        else:
-            pairs.append((str(k), int(v)))
+                pairs.append((str(k), int(v)))
+        except (TypeError, ValueError):
+            raise ReadError(f"label {k!r}: {v!r} is not a label value", file="dataset.json") from None
     return [(n, v) for n, v in pairs if v != 0 and n.lower() != "ignore"], regions
 
 
