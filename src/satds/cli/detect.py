@@ -7,18 +7,17 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from .app import CatalogOpt, app, console, err_console, fail
+from .app import CatalogOpt, app, console, data, err_console, fail
 
 
 @app.command("detect")
 def detect_cmd(
-    root: Annotated[Path, typer.Argument(help="A folder of downloads, e.g. ~/data (releases at any of its first three levels).")],
+    root: Annotated[Path, typer.Argument(help="A folder of downloads, e.g. ~/data (releases up to --depth levels below it).")],
     ingest: Annotated[bool, typer.Option("--ingest", help="Then ingest every release found (ambiguous ones are skipped, with how to choose).")] = False,
     catalog: CatalogOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Parallel processes for --ingest [default: all cores].")] = None,
-    depth: Annotated[int, typer.Option("--depth", help="How many folder levels below (and above) DIR a release may start.")] = 3,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="How many folder levels below (and above) DIR a release may start [default: as far as satds ingest --root looks].")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
 ) -> None:
     """Find every dataset satds knows under DIR: where each release starts, its arrangement, scans and labelled
@@ -28,11 +27,14 @@ def detect_cmd(
     detect_and_ingest(root, ingest=ingest, catalog=catalog, workers=workers, depth=depth, fmt=fmt)
 
 
-def detect_and_ingest(root: Path, *, ingest: bool, catalog: Path | None, workers: int | None, depth: int = 3, fmt: str = "table") -> None:
-    """What ``satds detect [--ingest]`` and ``satds ingest --all`` do."""
+def detect_and_ingest(root: Path, *, ingest: bool, catalog: Path | None, workers: int | None, depth: int | None = None, fmt: str = "table") -> None:
+    """What ``satds detect [--ingest]`` and ``satds ingest --all`` do (``depth``: default :data:`satds.ingest.roots.DEPTH`)."""
     import time
 
     from ..ingest.detect import detect
+    from ..ingest.roots import DEPTH
+
+    depth = DEPTH if depth is None else depth
 
     root = root.expanduser()
     if not root.is_dir():
@@ -66,7 +68,7 @@ def _print(found, rows: list[dict], took: float) -> None:
     from rich.table import Table
 
     n_files = len(found.index.files)
-    t = Table(title=f"{sum(1 for r in rows if r['resolved'] and not r['ambiguous'])} releases under {escape(str(found.root))} ({n_files} files read by name in {took:.1f} s)", show_lines=False)
+    t = Table(title=f"{sum(1 for r in rows if r['resolved'] and not r['ambiguous'])} releases under {data(found.root)} ({n_files} files read by name in {took:.1f} s)", show_lines=False)
     for col in ("dataset", "arrangement", "scans", "labelled", "root", "notes"):
         t.add_column(col, overflow="fold")
     for r in rows:
@@ -77,13 +79,13 @@ def _print(found, rows: list[dict], took: float) -> None:
         if r["problems"]:
             notes.append(f"[yellow]{r['problems']} case(s) will fail[/yellow]")
         if not r["resolved"]:
-            notes.append(f"[yellow]{escape(r['error'] or '')}[/yellow]")
+            notes.append(f"[yellow]{data(r['error'] or '')}[/yellow]")
         if r["views"]:
             notes.append("views: " + ", ".join(r["views"]))
-        t.add_row(r["dataset"], r["arrangement"] or "", str(r["scans"]), str(r["labelled"]), escape(r["relative_root"] or ""), "; ".join(notes))
+        t.add_row(r["dataset"], r["arrangement"] or "", str(r["scans"]), str(r["labelled"]), data(r["relative_root"] or ""), "; ".join(notes))
     console.print(t)
     for r in rows:
         if r["ambiguous"]:
-            err_console.print(f"[red]{r['dataset']}[/red]: {escape(r['error'])}", highlight=False)
+            err_console.print(f"[red]{r['dataset']}[/red]: {data(r['error'])}", highlight=False)
     if not rows:
         console.print("no known release found (satds datasets lists what satds reads)")

@@ -181,15 +181,13 @@ class Discovery:
     duplicates: int = 0
 
 
-def discover(
-    spec: DatasetSpec, root: Path, arrangement: str = RELEASE, cache: dict | None = None
-) -> tuple[list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
+def discover(spec: DatasetSpec, root: Path, arrangement: str = RELEASE) -> tuple[list[CaseFiles], list[CaseError], list[tuple[str, str]]]:
     """(cases, problems, skipped) for one dataset root in one arrangement. Problems are per-case errors to record.
 
     ``root`` is the folder the arrangement's patterns are relative to; :func:`satds.ingest.roots.locate`
     finds it from whatever folder a user names.
     """
-    d = discover_at(spec, root, arrangement, cache)
+    d = discover_at(spec, root, arrangement)
     return d.cases, d.problems, d.skipped
 
 

@@ -41,9 +41,3 @@ def get_hook(name: str | None, kind: str) -> Callable[..., Any] | None:
     if name not in _HOOKS:
         raise SpecError(f"unknown hook {name!r}; registered: {sorted(_HOOKS)}")
     return _HOOKS[name].get(kind)
-
-
-def hook_names() -> list[str]:
-    from . import quirks  # noqa: F401
-
-    return sorted(_HOOKS)

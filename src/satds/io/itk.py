@@ -39,12 +39,12 @@ def read_itk(path: str | os.PathLike) -> Volume:
     if not path.exists():
         raise ReadError("file not found", file=str(path))
     try:
-        info = sitk.ImageFileReader()
-        info.SetFileName(str(path))
-        info.ReadImageInformation()
-        ncomp = info.GetNumberOfComponents()
-        check_declared(tuple(info.GetSize()) + ((ncomp,) if ncomp > 1 else ()), None, str(path))  # before any voxel is read
-        img = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        ncomp = reader.GetNumberOfComponents()
+        check_declared(tuple(reader.GetSize()) + ((ncomp,) if ncomp > 1 else ()), None, str(path))  # before any voxel is read
+        img = reader.Execute()
     except RuntimeError as e:
         raise ReadError(f"cannot read image ({str(e).strip().splitlines()[-1] if str(e).strip() else e})", file=str(path)) from e
     return from_sitk(img, {"format": path.suffix.lstrip(".").lower(), "path": str(path)})
