@@ -23,6 +23,8 @@ from .volume import LPS_TO_RAS
 #: pixel away from where an orthogonal stack would put it; below, the orthogonal grid is exact to within
 #: header rounding (IPP written with a few decimals) and nothing is resampled.
 TILT_TOLERANCE = 0.1
+#: The header fields :func:`series_geometry` reads from each slice.
+GEOMETRY_TAGS = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "PixelPaddingValue", "PixelRepresentation", "RescaleSlope", "RescaleIntercept"]
 
 
 @dataclass(frozen=True)
@@ -54,20 +56,24 @@ def _floats(ds, tag: str, n: int, name: str, where: str) -> np.ndarray | None:
     return out
 
 
-def series_geometry(files: list[str], where: str) -> SeriesGeometry | None:
+def series_geometry(files: list[str], where: str, headers: dict | None = None) -> SeriesGeometry | None:
     """The true grid of a single-frame series whose ``files`` are in stacking order (as GDCM sorts them).
 
     None when the headers lack positions or orientation (SimpleITK's geometry then stands). A series
     with unevenly spaced slices (a missing or duplicate file) or slices of different orientations is a
     ReadError/GeometryError naming ``where``; a tilt is not an error (the reader corrects it).
+    ``headers`` (file → pydicom dataset holding at least :data:`GEOMETRY_TAGS`) are headers the caller
+    already read; the other files' headers are read here.
     """
     import pydicom
 
-    tags = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "PixelPaddingValue", "PixelRepresentation", "RescaleSlope", "RescaleIntercept"]
+    headers = headers or {}
     pos, iops = [], []
     first = None
     for f in files:
-        ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=tags)
+        ds = headers.get(f)
+        if ds is None:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=GEOMETRY_TAGS)
         name = Path(f).name
         p = _floats(ds, "ImagePositionPatient", 3, name, where)
         o = _floats(ds, "ImageOrientationPatient", 6, name, where)

@@ -87,8 +87,8 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     if series_uid not in series:
         raise ReadError(f"series {series_uid} not in folder", file=str(folder))
     files = series[series_uid]
-    _check_series_size(files, str(folder))
-    geo = series_geometry(files, str(folder))
+    first = _check_series_size(files, str(folder))
+    geo = series_geometry(files, str(folder), {files[0]: first} if first is not None else None)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
@@ -100,21 +100,31 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     return untilt(vol, geo, str(folder))
 
 
-def _check_series_size(files: list[str], where: str) -> None:
+def _check_series_size(files: list[str], where: str):
     """The size a series declares (rows × columns × frames × files, samples, bits) against the voxel cap,
-    before any pixel is decoded: a folder of tiny files that declare huge frames is refused by name."""
+    before any pixel is decoded: a folder of tiny files that declare huge frames is refused by name.
+
+    Returns the first file's header (with the fields :func:`series_geometry` reads, so it is read once),
+    or None when it cannot be read."""
     import pydicom
 
+    from .dicom_geometry import GEOMETRY_TAGS
+
+    bad = (AttributeError, TypeError, ValueError, OSError, pydicom.errors.InvalidDicomError)
     try:
-        ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated"])
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=[*GEOMETRY_TAGS, "NumberOfFrames", "SamplesPerPixel", "BitsAllocated"])
+    except bad:
+        return None  # no usable image header: the reader says what is wrong
+    try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         bits = int(ds.get("BitsAllocated", 16) or 16)
-    except (AttributeError, TypeError, ValueError, OSError, pydicom.errors.InvalidDicomError):
-        return  # no usable image header: the reader says what is wrong
+    except bad:
+        return ds
     shape = (cols, rows, frames * len(files)) + ((samples,) if samples > 1 else ())
     check_declared(shape, max(bits // 8, 1), where)
+    return ds
 
 
 def untilt(vol: Volume, geo, where: str) -> Volume:

@@ -72,7 +72,7 @@ def _read_folder(root: Path, rel: str) -> Volume:
     normal = np.cross(iop[0, :3], iop[0, 3:])
     order = np.argsort([np.dot([float(v) for v in h.ImagePositionPatient], normal) for h in heads], kind="stable")
     ordered = [str(files[i]) for i in order]
-    geo = series_geometry(ordered, rel)
+    geo = series_geometry(ordered, rel, {str(f): h for f, h in zip(files, heads)})
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(ordered)
     try:
