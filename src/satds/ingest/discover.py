@@ -206,7 +206,7 @@ def discover_at(spec: DatasetSpec, root: Path, arrangement: str = RELEASE, cache
     for layout in layouts:
         hook = get_hook(layout.hook, "discover")
         if hook:
-            found = hook(spec, layout, root)
+            found = hook(spec, layout, root, cache=cache)
             if isinstance(found, tuple):  # a discovery hook may return (cases, per-case problems)
                 found = [*found[0], *found[1]]
             if within:  # the hook walked the whole root: keep what lies in ``within``
@@ -247,9 +247,7 @@ def _discover_layout(
     pat = compile_pattern(layout.match)
     out = []
     cache = {} if cache is None else cache
-    for rel, caps in find(root, pat, layout.exclude, cache):
-        if within and not rel.startswith(within):
-            continue
+    for rel, caps in find(root, pat, layout.exclude, cache, within):
         caps = dict(caps)
         caps["path"] = rel
         for name, tpl in layout.vars.items():

@@ -2,9 +2,10 @@
 
 A spec's layout names a hook (``hook: chaos_png``); the hook object may provide any of:
 
-- ``discover(spec, layout, root)`` — find the scans (replaces pattern matching); returns a list of
-  ``CaseFiles`` in which a ``CaseError`` stands for a case that failed (recorded while the others go on),
-  or a ``(cases, problems)`` pair;
+- ``discover(spec, layout, root, cache=None)`` — find the scans (replaces pattern matching); returns a list
+  of ``CaseFiles`` in which a ``CaseError`` stands for a case that failed (recorded while the others go on),
+  or a ``(cases, problems)`` pair. ``cache`` holds the folder listings of the run (pass it to
+  :func:`satds.ingest.patterns.find` and :func:`satds.ingest.walk.walk`, so each folder is listed once);
 - ``read_image(case, spec) -> list[Volume]`` — read the channels (replaces the format readers);
 - ``read_labels(case, spec, image: Volume) -> list[LabelPiece]`` — read label data onto the image grid;
 - ``official_split(spec, root) -> dict[case_id, split]``.

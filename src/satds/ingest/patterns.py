@@ -61,18 +61,27 @@ def compile_pattern(text: str) -> Pattern:
     return Pattern(text, rx, tuple(names), prefix, dirs)
 
 
-def find(root: Path, pattern: Pattern, exclude: list[str] = (), cache: dict | None = None) -> list[tuple[str, dict[str, str]]]:
+def find(
+    root: Path, pattern: Pattern, exclude: list[str] = (), cache: dict | None = None, within: str = ""
+) -> list[tuple[str, dict[str, str]]]:
     """All (relative path, captures) under ``root`` matching the pattern, sorted by path.
 
     ``cache`` (a dict owned by the caller, e.g. one discovery run) keeps folder listings, so many
     searches of one tree read each folder once (see :mod:`satds.ingest.walk`: symlinks are followed, each
-    real folder once).
+    real folder once). ``within`` (a folder under ``root``, ending in ``/``) keeps only the paths in it: the
+    walk starts there, or at the pattern's own fixed folder when that lies deeper.
     """
-    start = root / pattern.static_prefix if pattern.static_prefix else root
-    if not start.is_dir():
+    start = pattern.static_prefix + "/" if pattern.static_prefix else ""
+    if within:
+        if within.startswith(start):
+            start = within
+        elif not start.startswith(within):
+            return []  # the pattern's fixed folder is not in ``within``
+    folder = root / start if start else root
+    if not folder.is_dir():
         return []
     hits = []
-    for rel_dir, dirnames, filenames in walk(root, start, cache):
+    for rel_dir, dirnames, filenames in walk(root, folder, cache):
         candidates = dirnames if pattern.dirs else filenames
         for name in candidates:
             rel = rel_dir + name

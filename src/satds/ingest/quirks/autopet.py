@@ -15,7 +15,7 @@ AUTOPET_CT = "{ctdir:(?:.*/)?}PETCT_{pid:[0-9a-f]{10}}/{study}/CT.nii.gz"
 
 
 @hook("dap_atlas", "discover")
-def dap_atlas_discover(spec, layout, root: Path) -> list:
+def dap_atlas_discover(spec, layout, root: Path, cache: dict | None = None) -> list:
     """Pair each mask AutoPET_<id>_<suffix>.nii.gz with CT.nii.gz of autoPET study PETCT_<id>/<...-suffix>/.
 
     The mask's name carries the patient id and the last digits of the study folder's name but not the
@@ -24,10 +24,10 @@ def dap_atlas_discover(spec, layout, root: Path) -> list:
     study, or with several, is that case's error.
     """
     studies: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for rel, caps in find(root, compile_pattern(AUTOPET_CT)):
+    for rel, caps in find(root, compile_pattern(AUTOPET_CT), (), cache):
         studies[(caps["pid"], caps["study"].rsplit("-", 1)[-1])].append(rel)
     out: list = []
-    for rel, caps in find(root, compile_pattern(layout.match), layout.exclude):
+    for rel, caps in find(root, compile_pattern(layout.match), layout.exclude, cache):
         caps = {**caps, "path": rel}
         case_id = fill(spec.case_id, caps)
         cts = studies.get((caps["pid"], caps["suffix"]), [])

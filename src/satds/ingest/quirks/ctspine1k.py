@@ -133,14 +133,14 @@ def sub_source(case: str, refs: dict[str, SeriesRef]) -> str | None:
 
 
 @hook("ctspine1k_sources", "discover")
-def discover_sources(spec, layout, root: Path):
+def discover_sources(spec, layout, root: Path, cache: dict | None = None):
     """Scans from the label files found under ``root``: each label's image from its source (module docstring)."""
     root = Path(root)
     refs = read_path_csv(path_csv(root))
     labels: dict[str, list[str]] = {}
     niftis: dict[str, list[str]] = {}
     patients: dict[str, list[Path]] = {}
-    for rel_dir, _dirs, filenames in walk(root):
+    for rel_dir, _dirs, filenames in walk(root, root, cache):
         name = rel_dir.rstrip("/").rsplit("/", 1)[-1]
         if name in refs:
             patients.setdefault(name, []).append(root / rel_dir)

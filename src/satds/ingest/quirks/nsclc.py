@@ -53,10 +53,10 @@ def ct_series(patient_dir: Path) -> list[Path]:
 
 
 @hook("nsclc_plethora", "discover")
-def discover_plethora(spec, layout, root: Path) -> list[CaseFiles]:
+def discover_plethora(spec, layout, root: Path, cache: dict | None = None) -> list[CaseFiles]:
     """One scan per patient with a PleThora mask: the patient's CT series plus its mask files."""
     out = []
-    for rel, caps in find(root, compile_pattern(layout.match)):
+    for rel, caps in find(root, compile_pattern(layout.match), (), cache):
         case = caps["case"]
         if not ((root / "Thoracic_Cavities" / case).is_dir() or (root / "Effusions" / case).is_dir()):
             continue  # a NSCLC-Radiomics patient PleThora did not annotate
@@ -68,7 +68,7 @@ def discover_plethora(spec, layout, root: Path) -> list[CaseFiles]:
         image = str(series[0].relative_to(root)).replace("\\", "/")
         caps = {**caps, "path": image}
         try:
-            out.append(case_files(spec, layout, root, image, caps, case, f"{spec.key}/{case}"))
+            out.append(case_files(spec, layout, root, image, caps, case, f"{spec.key}/{case}", cache))
         except CaseError as e:
             out.append(e.located(dataset=spec.key, case=case))
     return out

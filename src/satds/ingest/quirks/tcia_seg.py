@@ -67,7 +67,7 @@ def index_series(root: Path) -> tuple[dict[str, dict], list[dict]]:
 
 
 @hook("tcia_dicom_seg", "discover")
-def tcia_seg_discover(spec, layout, root: Path) -> list:
+def tcia_seg_discover(spec, layout, root: Path, cache: dict | None = None) -> list:
     """One scan per DICOM-SEG: its image is the series it references (ReferencedSeriesSequence), found by
     SeriesInstanceUID anywhere under the root; without a reference, the study's only image series.
 

@@ -26,14 +26,14 @@ def label_candidates(template_path: str) -> list[str]:
 
 
 @hook("uls23", "discover")
-def uls23_discover(spec, layout, root: Path) -> list:
+def uls23_discover(spec, layout, root: Path, cache: dict | None = None) -> list:
     """Scans by the layout's pattern; each label is the first of .nii.gz, .nii, .nii.gz.zip that exists.
 
     The ULS23 annotation repository stores every label both plainly and zipped, and some copies carry only
     one form, so the label file's name cannot be one template. A scan with none of the three is its error.
     """
     problems: list[CaseError] = []
-    cases = _discover_layout(spec, layout.model_copy(update={"hook": None, "label_optional": True}), root, problems)
+    cases = _discover_layout(spec, layout.model_copy(update={"hook": None, "label_optional": True}), root, problems, cache)
     out: list = list(problems)
     for cf in cases:
         forms = label_candidates(fill(layout.label, cf.captures))
