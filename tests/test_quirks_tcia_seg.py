@@ -108,3 +108,26 @@ def test_seg_whose_series_is_missing_fails_alone(adrenal, catalog):
     assert "cannot pair the DICOM-SEG with its image series" in msg and "none of them under the root" in msg
     # The other scan is labelled by its SEG (the layout names no label file: the hook finds it).
     assert catalog.connect().execute("SELECT label_kind FROM scans").fetchall() == [("labelmap",)]
+
+
+def test_discovery_opens_only_the_releases_series_folders(adrenal, monkeypatch):
+    """The release anchors at the folder holding Adrenal-ACC-Ki67-Seg/, often a folder of many downloads:
+    discovery reads headers in the series folders the layout matches, never a sibling release's files."""
+    from pathlib import Path
+
+    other = adrenal / "Other-Release" / "case_001"
+    other.mkdir(parents=True)
+    for i in range(5):
+        (other / f"1-{i:03d}.dcm").write_bytes(b"not a DICOM file")
+    opened: list[Path] = []
+    real = pydicom.dcmread
+
+    def counting(fp, *args, **kwargs):
+        opened.append(Path(str(fp)).relative_to(adrenal))
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting)
+    cases, problems, _ = discover(get_spec("adrenal_acc_ki67"), adrenal)
+    assert len(cases) == 2 and problems == []
+    assert opened and {p.parts[0] for p in opened} == {"Adrenal-ACC-Ki67-Seg"}
+    assert all(len(p.parts) == 5 for p in opened)  # collection/patient/study/series/file: no LICENSE, no metadata.csv

@@ -24,7 +24,7 @@ from ...io import Volume
 from ...labels import LabelPiece
 from ..discover import CaseFiles
 from ..hooks import hook
-from ..patterns import fill, norm
+from ..patterns import compile_pattern, fill, find, norm
 from ..walk import walk
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -42,19 +42,24 @@ def _header(path: Path):
         return None
 
 
-def index_series(root: Path) -> tuple[dict[str, dict], list[dict]]:
-    """(image series by SeriesInstanceUID, SEG instances) from every file's header.
+def index_series(root: Path, layout, cache: dict | None = None) -> tuple[dict[str, dict], list[dict]]:
+    """(image series by SeriesInstanceUID, SEG instances) from the headers of the files in the series
+    folders the layout's ``match`` finds (and below them); nothing else under ``root`` is opened (the
+    release's anchor is often a folder of many downloads).
 
     TCIA puts each series in its own folder, but a user's copy may hold several series in one folder
-    (two CT series of a case, a SEG among the slices), so every file is looked at: a header read stops
-    before the pixels and costs far less than the ingest's own read of each slice.
+    (two CT series of a case, a SEG among the slices), so every file there is looked at: a header read
+    stops before the pixels and costs far less than the ingest's own read of each slice.
     """
     series: dict[str, dict] = {}
     segs: list[dict] = []
-    for rel, _dirs, files in walk(root):
+    root = Path(root)
+    folders = [rel for rel, _ in find(root, compile_pattern(layout.match), layout.exclude, cache)]
+    listed = [(rel, files) for folder in folders for rel, _dirs, files in walk(root, root / folder, cache)]
+    for rel, files in dict(listed).items():  # a folder once, though a `**/` pattern may match one inside another
         rel_dir = rel.rstrip("/") or "."
         for name in files:
-            ds = _header(Path(root) / rel / name)
+            ds = _header(root / rel / name)
             if ds is None or "SeriesInstanceUID" not in ds:
                 continue
             info = {"patient": str(ds.get("PatientID", "")), "study": str(ds.get("StudyInstanceUID", "")), "series": str(ds.SeriesInstanceUID)}
@@ -69,12 +74,12 @@ def index_series(root: Path) -> tuple[dict[str, dict], list[dict]]:
 @hook("tcia_dicom_seg", "discover")
 def tcia_seg_discover(spec, layout, root: Path, cache: dict | None = None) -> list:
     """One scan per DICOM-SEG: its image is the series it references (ReferencedSeriesSequence), found by
-    SeriesInstanceUID anywhere under the root; without a reference, the study's only image series.
+    SeriesInstanceUID among the release's series folders; without a reference, the study's only image series.
 
     Captures for the spec's templates: patient (PatientID), study (StudyInstanceUID), study5 (its last five
     digits, as TCIA names study folders), seg_series (the SEG's SeriesInstanceUID).
     """
-    series, segs = index_series(root)
+    series, segs = index_series(root, layout, cache)
     by_study: dict[str, list[dict]] = defaultdict(list)
     for s in series.values():
         by_study[s["study"]].append(s)
