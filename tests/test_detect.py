@@ -153,3 +153,14 @@ def test_a_crashing_discovery_hook_is_that_copys_problem_not_the_runs(tmp_path, 
     s = ingest("adrenal_acc_ki67", root / "tcia", catalog, workers=1)
     assert (s.scans, s.failed) == (0, 1)
     assert catalog.connect().execute("SELECT file, error_type FROM failures").fetchall() == [("Adrenal-ACC-Ki67-Seg/LICENSE", "ReadError")]
+
+
+def test_detect_ingest_reads_the_copy_it_reported(tmp_path):
+    """Named: one image part of AbdomenCT-1K, whose release starts a level up. detect reports the one scan
+    under the named folder, and --ingest ingests that copy as reported, not the whole release."""
+    part = generate("abdomenct1k", tmp_path / "AbdomenCT-1K") / "AbdomenCT-1K-ImagePart1"
+    [d] = detect(part).found
+    assert [c.case_id for c in d.copy.cases] == ["Case_00001"] and d.copy.anchor.up == 1
+    r = runner.invoke(app, ["detect", str(part), "--ingest", "-C", str(tmp_path / "cat"), "-w", "1"])
+    assert r.exit_code == 0, r.output
+    assert Catalog(tmp_path / "cat").connect().sql("SELECT case_id FROM scans").fetchall() == [("Case_00001",)]

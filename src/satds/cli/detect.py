@@ -56,7 +56,7 @@ def detect_and_ingest(root: Path, *, ingest: bool, catalog: Path | None, workers
     failed = 0
     for d in found.releases:
         c = d.copy
-        failed += not ingest_one(d.key, c.folder, catalog, workers=workers, arrangement=c.arrangement)
+        failed += not ingest_one(d.key, c.folder, catalog, workers=workers, copy=c)  # as found: no second search
     skipped = [d.key for d in found.found if d.ambiguous]
     if skipped:
         err_console.print(f"[yellow]not ingested (several copies): {', '.join(skipped)}[/yellow]; ingest each with satds ingest KEY --root <one copy's folder>", highlight=False)

@@ -35,8 +35,10 @@ def ingest_cmd(
         raise typer.Exit(1)
 
 
-def ingest_one(key: str, root: Path, catalog: Path | None, *, workers: int | None = None, headers_only: bool = False, arrangement: str | None = None) -> bool:
-    """Ingest one dataset with a progress bar and print its summary; False when every case failed."""
+def ingest_one(key: str, root: Path, catalog: Path | None, *, workers: int | None = None, headers_only: bool = False, arrangement: str | None = None, copy=None) -> bool:
+    """Ingest one dataset with a progress bar and print its summary; False when every case failed.
+
+    ``copy``: the copy of the release ``satds detect`` found (:class:`satds.ingest.roots.Copy`), read as found."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..catalog import Catalog
@@ -51,7 +53,7 @@ def ingest_one(key: str, root: Path, catalog: Path | None, *, workers: int | Non
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        summary = ingest(spec.key, root, cat, workers=workers, full=not headers_only, arrangement=arrangement, progress=progress)
+        summary = ingest(spec.key, root, cat, workers=workers, full=not headers_only, arrangement=arrangement, progress=progress, copy=copy)
     console.print(
         f"[bold]{spec.key}[/bold]: {summary.scans} scans ingested"
         + (f" ({summary.reused} unchanged, reused)" if summary.reused else "")

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from ..specs.model import RELEASE
 from .discover import CaseFiles
 from .nnunet_raw import read_dataset_json
 from .read import channel_specs, fingerprint, header_channels, load_channels, load_labels
+
+if TYPE_CHECKING:
+    from .roots import Copy
 
 INGEST_VERSION = "1"
 
@@ -267,11 +270,14 @@ def ingest(
     full: bool = True,
     arrangement: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    copy: Copy | None = None,
 ) -> IngestSummary:
     """Ingest dataset ``key`` from ``root`` into ``catalog``; returns what happened.
 
     ``arrangement`` names one of the spec's arrangements (the publisher's is ``release``); by default the
-    one that finds the scans under ``root`` is used.
+    one that finds the scans under ``root`` is used. ``copy``: a copy of the release already found under
+    ``root`` (:func:`satds.ingest.roots.locate`, as ``satds detect`` does), read as found: ``root`` is not
+    searched again, and the copy's arrangement is used.
     """
     from .. import parallel
 
@@ -315,7 +321,11 @@ def ingest(
         dataset_classes.cache_clear()
         cases, problems, skipped = [], [], []
         try:
-            root, summary.arrangement, cases, problems, skipped = _locate(spec, root, arrangement, summary)
+            if copy is None:
+                copy = _locate(spec, root, arrangement, summary)
+            elif copy.key != spec.key:
+                raise ValueError(f"a copy of {copy.key} given to ingest {spec.key}")
+            root, summary.arrangement, cases, problems, skipped = _read_copy(spec, root, copy, summary)
         except CaseError as e:  # a release table (labels, splits) that cannot be read: it names the file
             fail(e)
         except SatdsError as e:  # no copy of the release under the root, or several
@@ -404,19 +414,24 @@ def ingest(
     return summary
 
 
-def _locate(spec: DatasetSpec, root: Path, arrangement: str | None, summary: IngestSummary) -> tuple[Path, str, list[CaseFiles], list, list]:
-    """(the release folder under or above ``root``, its arrangement, cases, problems, skipped); a root holding
-    no copy or several copies of the release is a :class:`RootError` saying what was tried and how to choose,
-    and a copy whose label table does not resolve raises before any case is returned."""
+def _locate(spec: DatasetSpec, root: Path, arrangement: str | None, summary: IngestSummary) -> Copy:
+    """The copy of the release under or above ``root``; a root holding no copy or several copies of the
+    release is a :class:`RootError` saying what was tried and how to choose."""
     from .roots import RootError, locate
 
     loc = locate(spec, root, arrangement)
     copy = loc.copy
     if loc.ambiguous or copy is None:
         raise RootError(loc.error())
+    summary.notes += loc.notes
+    return copy
+
+
+def _read_copy(spec: DatasetSpec, root: Path, copy: Copy, summary: IngestSummary) -> tuple[Path, str, list[CaseFiles], list, list]:
+    """(the copy's folder, its arrangement, cases, problems, skipped); a copy whose label table does not
+    resolve raises before any case is returned."""
     dataset_classes(spec.key, str(copy.folder), copy.arrangement)  # the copy's label table must resolve first
     summary.root = str(copy.folder)
-    summary.notes += loc.notes
     if copy.folder != root:
         summary.notes.insert(0, f"release found at {copy.folder} ({copy.arrangement})")
     return copy.folder, copy.arrangement, copy.cases, copy.found.problems, copy.found.skipped
