@@ -40,8 +40,8 @@ def test_discover_hook_case_errors_become_failures(tmp_path, catalog, monkeypatc
     root = generate("dap_atlas", tmp_path / "dap")
     real = get_hook("dap_atlas", "discover")  # also registers the quirk hooks
 
-    def with_problem(spec, layout, root):
-        return [*real(spec, layout, root), CaseError("made-up problem", case="PETCT_x_1", file="x.nii.gz")]
+    def with_problem(spec, layout, root, cache=None):
+        return [*real(spec, layout, root, cache=cache), CaseError("made-up problem", case="PETCT_x_1", file="x.nii.gz")]
 
     monkeypatch.setitem(_HOOKS["dap_atlas"], "discover", with_problem)
     s = ingest("dap_atlas", root, catalog, workers=1)
