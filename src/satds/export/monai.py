@@ -103,6 +103,24 @@ class MonaiJob:
     side: str  # train, val or test (the catalog's split of the unit's primary scan)
 
 
+def atom_counts(atoms: np.ndarray | None, atom_sets) -> np.ndarray | None:
+    """Voxels per atom value (one pass over the volume; None when the case has no label map)."""
+    return None if atoms is None else np.bincount(atoms.reshape(-1), minlength=len(atom_sets))
+
+
+def class_voxels(rr: ResolvedRecipe, counts: np.ndarray | None, atom_sets, annotated) -> list[int | None]:
+    """Per task class its voxel count from the atom counts, None when the case does not annotate it."""
+    out: list[int | None] = []
+    for c in rr.ids:
+        if c not in annotated:
+            out.append(None)
+        elif counts is None:
+            out.append(0)
+        else:
+            out.append(int(counts[np.array([c in s for s in atom_sets], dtype=bool)].sum()))
+    return out
+
+
 def class_masks(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape) -> list[np.ndarray | None]:
     """Per task class its boolean mask from the label atoms, None when the case does not annotate it."""
     out: list[np.ndarray | None] = []
@@ -118,8 +136,10 @@ def class_masks(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotat
     return out
 
 
-def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape) -> tuple[np.ndarray, int]:
-    """The class-per-value map (painting order decides where known classes overlap) and the overlap voxel count."""
+def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape, counts: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The class-per-value map (painting order decides where known classes overlap) and the overlap voxel count.
+
+    ``counts``: voxels per atom value (:func:`atom_counts`), computed here when not given."""
     dtype = np.uint8 if rr.n + 1 <= 255 else np.uint16
     if atoms is None:
         return np.zeros(shape, dtype=dtype), 0
@@ -130,7 +150,11 @@ def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated
         if here:
             lut[v] = rr.value[max(here, key=lambda c: rr.rank[c])]
             multi[v] = len(here) > 1
-    overlap = int(np.bincount(atoms.reshape(-1), minlength=len(atom_sets))[multi].sum()) if multi.any() else 0
+    if multi.any():
+        counts = atom_counts(atoms, atom_sets) if counts is None else counts
+        overlap = int(counts[multi].sum())
+    else:
+        overlap = 0
     return lut[atoms], overlap
 
 
@@ -148,16 +172,18 @@ def export_case(job: MonaiJob) -> dict[str, Any]:
     problems = data.channel_problems(u.key)
     if problems:
         return {"problems": problems}
-    masks = class_masks(rr, data.atoms, data.atom_sets, data.annotated, shape) if u.labelled else [None] * rr.n
-    status = ["unknown" if m is None else ("present" if m.any() else "absent") for m in masks]
-    voxels = {c: int(m.sum()) for c, m in zip(rr.ids, masks) if m is not None}
+    counts = atom_counts(data.atoms, data.atom_sets) if u.labelled else None  # one pass; status and voxels follow
+    per_class = class_voxels(rr, counts, data.atom_sets, data.annotated) if u.labelled else [None] * rr.n
+    status = ["unknown" if n is None else ("present" if n else "absent") for n in per_class]
+    voxels = {c: n for c, n in zip(rr.ids, per_class) if n is not None}
     overlap = 0
     label = None
     if u.labelled:
-        if job.label_format == "masks":
+        if job.label_format == "masks":  # one volume per class only here, where they are the output
+            masks = class_masks(rr, data.atoms, data.atom_sets, data.annotated, shape)
             label = np.stack([np.zeros(shape, bool) if m is None else m for m in masks], axis=-1).astype(np.uint8)
         else:
-            label, overlap = value_map(rr, data.atoms, data.atom_sets, data.annotated, shape)
+            label, overlap = value_map(rr, data.atoms, data.atom_sets, data.annotated, shape, counts)
     img_dir, lab_dir = _DIRS[job.side]
     tmp = Path(job.tmp)
     out: dict[str, Any] = {"problems": [], "cases": {}}
