@@ -35,7 +35,8 @@ from .select import ScanItem
 CACHE_VERSION = 1
 #: Foreground locations kept per label atom (nnU-Net keeps up to 10,000 per class, or 1 % when more).
 MAX_LOCATIONS = 10_000
-_warned: set[str] = set()
+#: Cache folders' parents this process could not write (warned once; the write is not tried again).
+_unwritable: set[str] = set()
 
 
 def cache_folder(item: ScanItem, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -155,16 +156,16 @@ class ScanArrays:
 
 def open_scan(item: ScanItem, *, cache: bool = True, cache_dir: str | os.PathLike | None = None, need_locations: bool = False) -> ScanArrays:
     """The scan's arrays: memory-mapped from the cache (written on first use), else read from the .nii.gz."""
+    image = label = None
     if cache:
         folder = cache_folder(item, cache_dir)
-        if not (folder / "meta.json").exists():
+        if not (folder / "meta.json").exists() and str(folder.parent) not in _unwritable:
+            image, label = _read_image(item), _read_label(item)  # decoded once: written, or used as they are
             try:
-                write_cache(item, folder)
+                write_cache(item, folder, image, label)
             except OSError as e:  # a read-only catalog, a full disk: read the .nii.gz instead
-                key = str(folder.parent)
-                if key not in _warned:
-                    _warned.add(key)
-                    warnings.warn(f"satds.data: cannot write the patch cache in {folder.parent} ({e}); reading the .nii.gz instead (pass cache_dir=)", stacklevel=2)
+                _unwritable.add(str(folder.parent))
+                warnings.warn(f"satds.data: cannot write the patch cache in {folder.parent} ({e}); reading the .nii.gz instead (pass cache_dir=)", stacklevel=2)
         if (folder / "meta.json").exists():
             meta = json.loads((folder / "meta.json").read_text())
             image = np.load(folder / "image.npy", mmap_mode="r")
@@ -176,8 +177,8 @@ def open_scan(item: ScanItem, *, cache: bool = True, cache_dir: str | os.PathLik
                 offsets = np.append(idx[2], idx[3][-1:]) if idx.shape[1] else np.zeros(1, np.int64)
                 locs = {"values": idx[0], "counts": idx[1], "offsets": offsets, "flat": np.load(folder / "loc_flat.npy", mmap_mode="r")}
             return ScanArrays(image, label, meta["channel_min"], locs, boxes, True)
-    image = _read_image(item, contiguous=False)
-    label = _read_label(item, contiguous=False)
+    if image is None:
+        image, label = _read_image(item, contiguous=False), _read_label(item, contiguous=False)
     locs = atom_locations(label) if (need_locations and label is not None) else None
     boxes = atom_boxes(label) if label is not None else None
     return ScanArrays(image, label, [float(image[c].min()) for c in range(image.shape[0])], locs, boxes, False)
