@@ -41,12 +41,13 @@ import numpy as np
 
 from ..errors import SpecError
 from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
+from .class_status import CLASS_STATUS
 from .folder import files_in, swap_into_place
 from .problems import export_error
 from .recipe import Recipe, ResolvedRecipe
 
 DATALIST = "datalist.json"
-STATUS_JSON = "class_status.json"
+STATUS_JSON = CLASS_STATUS  # the nnU-Net export's sidecar name; status keyed by class id here, by label value there
 FORMAT = 1
 LabelFormat = Literal["auto", "masks", "values"]
 _DIRS = {"train": ("imagesTr", "labelsTr"), "val": ("imagesVal", "labelsVal"), "test": ("imagesTs", "labelsTs")}

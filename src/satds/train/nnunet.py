@@ -31,7 +31,6 @@ from ..errors import SatdsError
 
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
 PLAN_STAMP = "satds_plan.json"
-CLASS_STATUS = "class_status.json"  # written by the export (satds.export.class_status)
 
 Echo = Callable[[str], None]
 
@@ -198,6 +197,8 @@ def install_splits(folder_raw: Path, paths: NnunetPaths, fold: str, echo: Echo =
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     echo(f"splits_final.json ({len(splits)} grouped folds) -> {dst}")
+    from ..export.class_status import CLASS_STATUS
+
     status = folder_raw / CLASS_STATUS
     if status.exists():
         shutil.copyfile(status, dst.parent / CLASS_STATUS)

@@ -27,11 +27,11 @@ from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
+from ..export.class_status import CLASS_STATUS
 from .losses import PartialLabelLoss, admits_matrix
 from .plans import CPTM_KEY, build_cptm_network, cptm_plans, tiny_plans
 
 CUDA = torch.device("cuda")
-CLASS_STATUS = "class_status.json"  # satds.export.class_status.CLASS_STATUS (not imported: the export package is not needed here)
 
 
 def _env_int(name: str, default: int) -> int:
