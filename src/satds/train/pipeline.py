@@ -375,14 +375,20 @@ class PipelineRun:
     def _scores(self, m: ModelSpec) -> Path:
         return self.dir / "evaluation" / f"{m.task}.csv"
 
+    def _label_of(self, m: ModelSpec) -> dict[str, int]:
+        """Ontology class id → the label ``satds evaluate --labels`` reports it under, from ``m``'s dataset.json
+        (a region's label is its ``regions_class_order`` entry)."""
+        from ..evaluate.labels import from_dataset_json
+
+        return {s.class_id: s.label for s in from_dataset_json(self._raw(m) / "dataset.json") if s.class_id}
+
     def _labels_of(self, m: ModelSpec, names: list[str]) -> list[int]:
-        """Label values, in ``m``'s dataset.json, of the ontology classes ``names`` (those it has)."""
+        """Labels, in ``m``'s dataset.json, of the ontology classes ``names`` (those it has)."""
         from ..ontology import load_ontology
 
         onto = load_ontology()
-        ids = {onto.resolve(n).id for n in names}
-        dj = json.loads((self._raw(m) / "dataset.json").read_text())
-        return sorted(int(v) for k, v in dj["labels"].items() if k in ids and isinstance(v, int))
+        label_of = self._label_of(m)
+        return sorted({label_of[c] for c in (onto.resolve(n).id for n in names) if c in label_of})
 
     def _run_evaluate(self, m: ModelSpec):
         def run(stage: Stage):
@@ -414,6 +420,7 @@ class PipelineRun:
         vertebra identification rate."""
         import pandas as pd
 
+        from ..evaluate.aggregate import class_means
         from ..ontology import load_ontology
 
         onto = load_ontology()
@@ -423,13 +430,13 @@ class PipelineRun:
             if not f.is_file():
                 continue
             df = pd.read_csv(f)
-            dj = json.loads((self._raw(m) / "dataset.json").read_text())
-            value_of = {k: v for k, v in dj["labels"].items() if isinstance(v, int)}
-            # classes present in the reference only (as satds evaluate's means and CTSpine1K's protocol)
-            means = df[df["ref_ml"] > 0].groupby("label")[["dsc", "hd95", "hd"]].mean(numeric_only=True)
+            label_of = self._label_of(m)
+            # satds evaluate's class means over the cases whose reference holds the class (CTSpine1K's protocol
+            # too): one mean over all cases, as the paper's tables, not a macro mean over datasets
+            means = class_means(df.drop(columns="dataset", errors="ignore"), ("dsc", "hd95", "hd"), by=("label",)).set_index("label")
             row: dict = {"trainer": self.trainer(m), "cases": int(df["case"].nunique()), "groups": {}}
             for g in self.p.evaluation.groups:
-                labels = [value_of[c] for c in (onto.resolve(n).id for n in g.classes) if c in value_of]
+                labels = [label_of[c] for c in (onto.resolve(n).id for n in g.classes) if c in label_of]
                 sel = means.loc[[lab for lab in labels if lab in means.index]]
                 if sel.empty:
                     continue
