@@ -46,20 +46,20 @@ class PredictionSource:
 
 
 def _folder_labels(folder: Path) -> dict[int, str] | None:
-    """Prediction value → label name from the folder's dataset.json (regions: the painted value)."""
+    """Prediction value → label name from the folder's dataset.json, read as ``satds evaluate --labels`` reads
+    it (nnU-Net v2 or v1; a region: the value nnU-Net paints it with, its ``regions_class_order`` entry);
+    None without one. SpecError when it cannot be read."""
+    from ..evaluate.labels import from_dataset_json
+
     p = folder / "dataset.json"
     if not p.exists():
         return None
-    dj = json.loads(p.read_text())
-    labels = {k: v for k, v in dj["labels"].items() if k not in ("background", "ignore")}
-    if "regions_class_order" in dj:
-        return {int(v): k for k, v in zip(labels, dj["regions_class_order"])}
-    return {int(v): k for k, v in labels.items()}
+    return {s.label: s.name for s in from_dataset_json(p, resolve=False)}
 
 
 def prediction_sources(folders: list[Path], rr) -> tuple[list[PredictionSource], list[str]]:
     """Decide, per task class, which folder predicts it; returns the sources and problems."""
-    from ..errors import OntologyError
+    from ..errors import OntologyError, SpecError
 
     problems: list[str] = []
     taken: set[str] = set()
@@ -68,7 +68,11 @@ def prediction_sources(folders: list[Path], rr) -> tuple[list[PredictionSource],
         if not f.is_dir():
             problems.append(f"prediction folder {f} does not exist")
             continue
-        names = _folder_labels(f)
+        try:
+            names = _folder_labels(f)
+        except SpecError as e:
+            problems.append(str(e))
+            continue
         notes: list[str] = []
         if names is None:
             names = {rr.value[c]: c for c in rr.ids}
