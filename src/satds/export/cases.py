@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -388,9 +388,17 @@ class UnitData:
         return out
 
 
+def job_problem(key: str, e: BaseException) -> str:
+    """The problem line of a failed job: ``key: message`` for a case error, else with the exception's type."""
+    from ..errors import CaseError
+
+    return f"{key}: {e}" if isinstance(e, CaseError) else f"{key}: {type(e).__name__}: {e}"
+
+
 def unit_job(fn):
-    """A per-unit export job (run in a worker): a bad case becomes a problem line naming it, so the export
-    reports every problem at once and writes nothing; any other exception is a bug and propagates."""
+    """A per-unit export job (run in a worker; ``job.key`` names its case): a bad case becomes a problem line
+    naming it, so the export reports every problem at once and writes nothing; any other exception is a bug
+    and leaves the worker (:func:`run_unit_jobs` reports it with its type)."""
     import functools
 
     from ..errors import CaseError
@@ -399,12 +407,29 @@ def unit_job(fn):
     def job(j):
         try:
             return fn(j)
-        except CaseError as e:
-            return {"problems": [f"{j.unit.key}: {e}"]}
-        except (OSError, ValueError) as e:
-            return {"problems": [f"{j.unit.key}: {type(e).__name__}: {e}"]}
+        except (CaseError, OSError, ValueError) as e:
+            return {"problems": [job_problem(j.key, e)]}
 
     return job
+
+
+def run_unit_jobs(fn, jobs: list, workers: int | None = 1, progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """Run ``fn`` over ``jobs`` on satds's process pool; returns each clean job's result by ``job.key``, and
+    every problem (the jobs' own, and one line per job that failed, e.g. a worker the system killed)."""
+    from .. import parallel
+
+    by_key: dict[str, dict] = {}
+    problems: list[str] = []
+    for done, (job, ok, res) in enumerate(parallel.run(fn, jobs, workers=workers or 1), start=1):
+        if progress:
+            progress(done, len(jobs))
+        if not ok:
+            problems.append(job_problem(job.key, res))
+        elif res["problems"]:
+            problems += res["problems"]
+        else:
+            by_key[job.key] = res
+    return by_key, problems
 
 
 def _load_member(row: dict, source: str, with_images: bool):

@@ -40,7 +40,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..errors import SpecError
-from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
+from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS
 from .folder import files_in, swap_into_place
 from .problems import export_error
@@ -102,6 +102,10 @@ class MonaiJob:
     tmp: str
     label_format: str
     side: str  # train, val or test (the catalog's split of the unit's primary scan)
+
+    @property
+    def key(self) -> str:
+        return self.unit.key
 
 
 def atom_counts(atoms: np.ndarray | None, atom_sets) -> np.ndarray | None:
@@ -220,7 +224,7 @@ def export_monai(
     progress: Callable[[int, int], None] | None = None,
 ) -> MonaiExport:
     """Export ``recipe`` into ``out/<name>/`` for MONAI; raises ExportError listing every problem."""
-    from .. import __version__, parallel
+    from .. import __version__
     from ..catalog import now
     from ..data.select import STATUS_CODES
     from ..ontology import load_ontology
@@ -248,18 +252,8 @@ def export_monai(
         (tmp / d).mkdir(parents=True, exist_ok=True)
     rdump = recipe.model_dump(mode="json")
     jobs = [MonaiJob(u, rdump, str(tmp), fmt, side_of[u.key]) for u in plan.units]
-    problems: list[str] = []
-    by_key: dict[str, dict] = {}
     try:
-        for done, (job, ok, res) in enumerate(parallel.run(export_case, jobs, workers=workers or 1), start=1):
-            if progress:
-                progress(done, len(jobs))
-            if not ok:
-                problems.append(f"{job.unit.key}: {type(res).__name__}: {res}")
-            elif res["problems"]:
-                problems += res["problems"]
-            else:
-                by_key[job.unit.key] = res
+        by_key, problems = run_unit_jobs(export_case, jobs, workers, progress)
         if problems:
             raise export_error(recipe, problems, f"{recipe.name} for MONAI")
         lists: dict[str, list[dict]] = {"training": [], "validation": [], "testing": []}

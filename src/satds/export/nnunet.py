@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
+from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS, class_status
 from .folder import REPLACED, files_in, foreign_files, swap_into_place
 from .problems import export_error
@@ -158,6 +158,10 @@ class UnitJob:
     pseudo_dir: str | None
     n_channels: int
 
+    @property
+    def key(self) -> str:
+        return self.unit.key
+
 
 def _label_dtype(plan_or_n: int):
     return np.uint8 if plan_or_n <= 255 else np.uint16
@@ -262,7 +266,7 @@ def export_nnunet(
     unless ``overwrite``: then the files satds did not write are moved to ``out/replaced-DatasetNNN_Name-<time>/``
     and only the files satds wrote are deleted.
     """
-    from .. import __version__, parallel
+    from .. import __version__
     from ..catalog import now
     from ..ontology import load_ontology
 
@@ -285,21 +289,8 @@ def export_nnunet(
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     rdump = recipe.model_dump(mode="json")
     jobs = [UnitJob(u, rdump, str(tmp), plan.pseudo_dir, len(plan.channel_names)) for u in plan.units]
-    problems: list[str] = []
-    by_key: dict[str, dict] = {}
-    done = 0
     try:
-        for job, ok, res in parallel.run(export_unit, jobs, workers=workers or 1):
-            done += 1
-            if progress:
-                progress(done, len(jobs))
-            if not ok:
-                problems.append(f"{job.unit.key}: {type(res).__name__}: {res}")
-                continue
-            if res["problems"]:
-                problems += res["problems"]
-                continue
-            by_key[job.unit.key] = res
+        by_key, problems = run_unit_jobs(export_unit, jobs, workers, progress)
         if problems:
             raise export_error(recipe, problems)
 

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CaseError, SatdsError
+from .cases import load_unit, plan_export, run_unit_jobs, unit_job
 from .pseudofiles import PSEUDO_JSON
 from .recipe import Recipe
 
@@ -115,11 +115,15 @@ class PseudoJob:
     sources: list[tuple[str, list[int], list[str]]]  # (folder, value map, classes)
     out: str
 
+    @property
+    def key(self) -> str:
+        return self.case_id
 
+
+@unit_job
 def _merge_case(job: PseudoJob) -> dict[str, Any]:
     from ..geometry import align_to, grid_mismatch
     from ..io import read_volume, write_nifti
-    from .cases import load_unit
     from .labels import merged_labels
     from .rules import VoxelRules
 
@@ -190,10 +194,9 @@ def make_pseudolabels(
     progress: Callable[[int, int], None] | None = None,
 ) -> PseudoResult:
     """Merge ``predictions`` with the ground truth for every training case of ``recipe`` into ``out``."""
-    from .. import __version__, parallel
+    from .. import __version__
     from ..catalog import now
     from ..io import write_text
-    from .cases import plan_export
     from .problems import export_error
 
     plan = plan_export(catalog, recipe, for_pseudolabel=True)
@@ -207,21 +210,8 @@ def make_pseudolabels(
     rdump = recipe.model_dump(mode="json")
     src = [(str(s.folder.resolve()), s.value_map.tolist(), s.classes) for s in sources]
     jobs = [PseudoJob(u, cid, rdump, src, str(out)) for u in plan.train_units() for cid in u.case_ids]
-    cases: dict[str, dict] = {}
-    done = 0
-    for job, ok, res in parallel.run(_merge_case, jobs, workers=workers or 1):
-        done += 1
-        if progress:
-            progress(done, len(jobs))
-        if not ok:
-            if isinstance(res, (SatdsError, CaseError, OSError, ValueError)):
-                problems.append(f"{job.case_id}: {res}")
-                continue
-            raise res
-        if res["problems"]:
-            problems += res["problems"]
-            continue
-        cases[job.case_id] = {k: v for k, v in res.items() if k != "problems"}
+    by_case, problems = run_unit_jobs(_merge_case, jobs, workers, progress)
+    cases = {cid: {k: v for k, v in res.items() if k != "problems"} for cid, res in by_case.items()}
     if problems:
         raise export_error(recipe, problems)
     notes = [n for s in sources for n in s.notes]
