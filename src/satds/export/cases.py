@@ -45,13 +45,14 @@ class Unit:
     case_ids: list[str]  # one per channel in the per_channel view, else one
     channel_of: list[int | None]  # the channel each case id holds (None: all channels)
     members: list[dict[str, Any]]  # scan rows (with the dataset root), primary first
-    split: str  # train or test
+    split: str  # train or test (nnU-Net's two sides: the catalog's val split trains)
     group: str
     fold: int | None
     annotated: dict[str, list[str]]  # scan id → every class it contributes (first member wins a class)
     known: list[str]  # recipe classes known from GT (union over members)
     unknown: list[str]  # recipe classes not annotated
     labelled: bool = True
+    side: str = "train"  # the catalog's split of the primary scan: train, val or test (the MONAI export's three)
 
     @property
     def datasets(self) -> list[str]:
@@ -244,7 +245,8 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
         else:
             case_ids, channel_of = [base], [None]
         fold = folds.get(primary["scan_id"]) if split == "train" else None
-        u = Unit(primary["scan_id"], case_ids, channel_of, members, split, sp["group_id"], fold, taken, known, unknown, labelled)
+        side = "test" if split == "test" else ("val" if sp["split"] == "val" else "train")
+        u = Unit(primary["scan_id"], case_ids, channel_of, members, split, sp["group_id"], fold, taken, known, unknown, labelled, side)
         if split == "train" and not labelled:
             notes.append(f"{primary['scan_id']}: no labels; left out of training")
             continue

@@ -101,7 +101,6 @@ class MonaiJob:
     recipe: dict
     tmp: str
     label_format: str
-    side: str  # train, val or test (the catalog's split of the unit's primary scan)
 
     @property
     def key(self) -> str:
@@ -189,7 +188,7 @@ def export_case(job: MonaiJob) -> dict[str, Any]:
             label = np.stack([np.zeros(shape, bool) if m is None else m for m in masks], axis=-1).astype(np.uint8)
         else:
             label, overlap = value_map(rr, data.atoms, data.atom_sets, data.annotated, shape, counts)
-    img_dir, lab_dir = _DIRS[job.side]
+    img_dir, lab_dir = _DIRS[u.side]
     tmp = Path(job.tmp)
     out: dict[str, Any] = {"problems": [], "cases": {}}
     for cid, ch in zip(u.case_ids, u.channel_of):
@@ -242,7 +241,6 @@ def export_monai(
         plan.problems.append(f"{folder} exists and is not a satds MONAI export (no {STATUS_JSON}); choose another --out or remove it")
     if plan.problems:
         raise export_error(recipe, plan.problems, f"{recipe.name} for MONAI")
-    side_of = _catalog_sides(catalog, plan)
     if dry_run:
         return result
 
@@ -251,7 +249,7 @@ def export_monai(
     for d in {d for pair in _DIRS.values() for d in pair}:
         (tmp / d).mkdir(parents=True, exist_ok=True)
     rdump = recipe.model_dump(mode="json")
-    jobs = [MonaiJob(u, rdump, str(tmp), fmt, side_of[u.key]) for u in plan.units]
+    jobs = [MonaiJob(u, rdump, str(tmp), fmt) for u in plan.units]
     try:
         by_key, problems = run_unit_jobs(export_case, jobs, workers, progress)
         if problems:
@@ -259,7 +257,6 @@ def export_monai(
         lists: dict[str, list[dict]] = {"training": [], "validation": [], "testing": []}
         cases: dict[str, dict] = {}
         for u in plan.units:
-            side = side_of[u.key]
             for cid, c in by_key[u.key]["cases"].items():
                 entry: dict[str, Any] = {"image": c["image"]}
                 if c["label"]:
@@ -268,11 +265,11 @@ def export_monai(
                     entry["fold"] = int(u.fold)
                 entry["class_status"] = c["codes"]
                 entry["case_id"] = cid
-                lists[{"train": "training", "val": "validation", "test": "testing"}[side]].append(entry)
+                lists[{"train": "training", "val": "validation", "test": "testing"}[u.side]].append(entry)
                 if c["overlap_voxels"]:
                     warnings.append(f"{cid}: {c['overlap_voxels']} voxels hold two known classes the ontology calls disjoint (merged ground truth); the painting order decided")
                 cases[cid] = {
-                    "split": side,
+                    "split": u.side,
                     "fold": u.fold,
                     "group": u.group,
                     "scans": u.scan_ids,
@@ -340,20 +337,6 @@ def export_monai(
     result.warnings = warnings
     result.written = True
     return result
-
-
-def _catalog_sides(catalog, plan: ExportPlan) -> dict[str, str]:
-    """train / val / test per unit: the catalog split of its primary scan (the plan folds val into train)."""
-    con = catalog.connect()
-    try:
-        split = dict(con.sql("SELECT scan_id, split FROM splits").fetchall())
-    finally:
-        con.close()
-    out = {}
-    for u in plan.units:
-        s = split.get(u.key, "train")
-        out[u.key] = "test" if u.split == "test" else ("val" if s == "val" else "train")
-    return out
 
 
 def _written(folder: Path) -> set[str] | None:
