@@ -137,8 +137,6 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
     problems: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
-    if recipe.dataset_id <= 10:
-        warnings.append(f"dataset_id {recipe.dataset_id}: nnU-Net keeps ids 1-10 for the Medical Segmentation Decathlon")
     con = catalog.connect()
     try:
         ds_rows = {r["dataset"]: r for r in _rows(con, "SELECT * FROM datasets WHERE dataset IN (SELECT unnest($d))", {"d": recipe.datasets})}

@@ -235,7 +235,7 @@ def export_monai(
     plan = plan_export(catalog, recipe)
     folder = out / recipe.name
     key = plan.export_key(f"monai|{fmt}")
-    warnings = [w for w in plan.warnings if not w.startswith("dataset_id")]
+    warnings = list(plan.warnings)
     result = MonaiExport(folder, plan, key, fmt, warnings=warnings)
     if folder.exists() and any(folder.iterdir()) and not (folder / STATUS_JSON).is_file():
         plan.problems.append(f"{folder} exists and is not a satds MONAI export (no {STATUS_JSON}); choose another --out or remove it")

@@ -272,6 +272,8 @@ def export_nnunet(
 
     out = Path(out)
     plan = plan_export(catalog, recipe, pseudo_dir=pseudo_dir)
+    if recipe.dataset_id <= 10:
+        plan.warnings.insert(0, f"dataset_id {recipe.dataset_id}: nnU-Net keeps ids 1-10 for the Medical Segmentation Decathlon")
     plan.problems += folder_problems(out, recipe)
     folder = out / recipe.folder_name
     plan.problems += target_problems(folder, overwrite)
