@@ -346,6 +346,3 @@ def _written(folder: Path) -> set[str] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
-
-def read_datalist(folder: str | Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / DATALIST).read_text())

@@ -21,12 +21,11 @@ from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit
 from .class_status import CLASS_STATUS, class_status
 from .folder import REPLACED, files_in, foreign_files, swap_into_place
 from .problems import export_error
+from .pseudofiles import pseudo_stamp
 from .recipe import Recipe
 
 PROVENANCE = "satds_export.json"
 SPLITS = "splits_final.json"
-#: Prefix of the folder that keeps files satds did not write when ``overwrite`` replaces a task folder
-#: (not ``Dataset…``: nnU-Net finds datasets by that prefix).
 
 
 @dataclass
@@ -83,12 +82,6 @@ def target_problems(folder: Path, overwrite: bool) -> list[str]:
     listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
     who = "holds files satds did not write" if satds_files(folder) is not None else "was not written by satds (no satds_export.json)"
     return [f"{folder} {who}: {listed}; use --overwrite to replace it (those files are then moved to {REPLACED}{folder.name}-<time>/, never deleted)"]
-
-
-def pseudo_stamp(plan: ExportPlan) -> str:
-    from .pseudofiles import pseudo_stamp as stamp
-
-    return stamp(plan.pseudo_dir)
 
 
 def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
@@ -277,7 +270,7 @@ def export_nnunet(
     plan.problems += folder_problems(out, recipe)
     folder = out / recipe.folder_name
     plan.problems += target_problems(folder, overwrite)
-    key = plan.export_key(pseudo_stamp(plan))
+    key = plan.export_key(pseudo_stamp(plan.pseudo_dir))
     result = ExportResult(folder, plan, key, warnings=list(plan.warnings))
     plan.problems += check_dataset_json(dataset_json(plan, len(plan.train_case_ids())))
     if plan.problems:

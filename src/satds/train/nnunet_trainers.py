@@ -28,6 +28,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
 from ..export.class_status import CLASS_STATUS
+from .cptm import middle
 from .losses import PartialLabelLoss, admits_matrix
 from .plans import CPTM_KEY, build_cptm_network, cptm_plans, tiny_plans
 
@@ -189,14 +190,9 @@ class nnUNetTrainer_SatdsCPTM(nnUNetTrainer_Satds):
     def cptm(self) -> dict:
         return self.configuration_manager.configuration[CPTM_KEY]
 
-    def _middle(self, t: torch.Tensor) -> torch.Tensor:
-        d = 2 + self.cptm["axis"]
-        n = t.shape[d]
-        return t.narrow(d, n // 4, n // 2)
-
     def _middle_batch(self, batch: dict) -> dict:
-        target = batch["target"]
-        target = [self._middle(t) for t in target] if isinstance(target, list) else self._middle(target)
+        target, axis = batch["target"], self.cptm["axis"]
+        target = [middle(t, axis) for t in target] if isinstance(target, list) else middle(target, axis)
         return {**batch, "target": target}
 
     def train_step(self, batch: dict) -> dict:
@@ -245,17 +241,3 @@ class nnUNetTrainer_SatdsCPTMSmoke(nnUNetTrainer_SatdsCPTM):
     mirror_at_inference = False
     cptm_blocks, cptm_heads = 1, 2
 
-
-#: Every trainer satds ships, by name (what ``satds train --trainer`` accepts besides nnU-Net's own).
-SATDS_TRAINERS = {
-    c.__name__: c
-    for c in (
-        nnUNetTrainer_Satds,
-        nnUNetTrainer_SatdsSmoke,
-        nnUNetTrainer_SatdsShort,
-        nnUNetTrainer_SatdsMargExc,
-        nnUNetTrainer_SatdsMargExcSmoke,
-        nnUNetTrainer_SatdsCPTM,
-        nnUNetTrainer_SatdsCPTMSmoke,
-    )
-}
