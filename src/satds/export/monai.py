@@ -144,16 +144,17 @@ def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated
     """The class-per-value map (painting order decides where known classes overlap) and the overlap voxel count.
 
     ``counts``: voxels per atom value (:func:`atom_counts`), computed here when not given."""
-    dtype = np.uint8 if rr.n + 1 <= 255 else np.uint16
+    from .rules import VoxelRules
+
     if atoms is None:
-        return np.zeros(shape, dtype=dtype), 0
-    lut = np.zeros(len(atom_sets), dtype=dtype)
+        return np.zeros(shape, dtype=rr.label_dtype), 0
+    rules = VoxelRules.of(rr)
+    lut = np.zeros(len(atom_sets), dtype=rr.label_dtype)
     multi = np.zeros(len(atom_sets), dtype=bool)
     for v, s in enumerate(atom_sets):
-        here = [c for c in rr.ids if c in s and c in annotated]
-        if here:
-            lut[v] = rr.value[max(here, key=lambda c: rr.rank[c])]
-            multi[v] = len(here) > 1
+        here = annotated.intersection(s)
+        lut[v] = rules.winner(here)
+        multi[v] = len(here & rules.recipe) > 1
     if multi.any():
         counts = atom_counts(atoms, atom_sets) if counts is None else counts
         overlap = int(counts[multi].sum())

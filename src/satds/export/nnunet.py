@@ -156,10 +156,6 @@ class UnitJob:
         return self.unit.key
 
 
-def _label_dtype(plan_or_n: int):
-    return np.uint8 if plan_or_n <= 255 else np.uint16
-
-
 def _check_grid(arr_shape, img_shape, what: str, problems: list[str]) -> bool:
     if tuple(arr_shape[:3]) != tuple(img_shape[:3]):
         problems.append(f"{what}: shape {tuple(arr_shape)} differs from the image's {tuple(img_shape)}")
@@ -185,7 +181,7 @@ def export_unit(job: UnitJob) -> dict[str, Any]:
     if per_case != job.n_channels:
         problems.append(f"{u.key}: {len(data.images)} channel(s) read, dataset.json declares {job.n_channels}")
     problems += data.channel_problems(u.key)
-    dtype = _label_dtype(rr.ignore_value)
+    dtype = rr.label_dtype
     ct = bool(data.modalities) and data.modalities[0].upper().startswith("CT")
     body = None if recipe.outside_body == "ignore" else (lambda: body_mask(data.images[0], ct=ct, normalised=data.normalised, threshold_hu=recipe.body_threshold_hu))
     labels: dict[str, np.ndarray] = {}  # case id → label map (per channel case: pseudo-labels may differ)

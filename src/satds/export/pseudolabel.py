@@ -135,7 +135,7 @@ def _merge_case(job: PseudoJob) -> dict[str, Any]:
     if data.atoms is None:
         data = load_unit(u, recipe.source, with_images=True)
     shape = data.atoms.shape if data.atoms is not None else data.shape
-    dtype = np.uint8 if rr.ignore_value <= 255 else np.uint16
+    dtype = rr.label_dtype
     combined = np.zeros(shape, dtype=dtype)
     used: dict[str, str] = {}
     need = set(u.unknown)
