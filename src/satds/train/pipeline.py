@@ -136,10 +136,20 @@ def _hash(*parts: Any) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    from ..io import write_text  # atomic: a temporary file renamed over the old one
+
+    write_text(path, json.dumps(data, indent=1, default=str))
+
+
+def _predictions_cover(images: Path, predictions: Path) -> Callable[[], bool]:
+    """A stage's ``done``: every ``<case>_0000.nii.gz`` in ``images`` has its ``<case>.nii.gz`` in ``predictions``."""
+
+    def done() -> bool:
+        imgs = {p.name[: -len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz")}
+        have = {p.name[: -len(".nii.gz")] for p in predictions.glob("*.nii.gz")}
+        return bool(imgs) and imgs <= have
+
+    return done
 
 
 @dataclass
@@ -186,6 +196,15 @@ class PipelineRun:
     def trainer(self, m: ModelSpec) -> str:
         return m.smoke_trainer if self.smoke else m.trainer
 
+    def recipe(self, m: ModelSpec):
+        """The task ``m`` trains on: its recipe, or for the universal model the pseudo-labelled one."""
+        return self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
+
+    @property
+    def predict_processes(self) -> int:
+        """nnU-Net's prediction workers: 0 (its sequential predictor) unless more than one process is allowed."""
+        return self.processes if self.processes > 1 else 0
+
     @property
     def models(self) -> list[ModelSpec]:
         return [*self.p.specialists, self.p.universal]
@@ -215,12 +234,14 @@ class PipelineRun:
         return self.dir / "predictions" / f"test-{task}"
 
     def _model(self, m: ModelSpec) -> Path:
-        r = self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
-        return model_folder(self.paths, r.folder_name, self.trainer(m), self.p.config, self.fold)
+        return model_folder(self.paths, self.recipe(m).folder_name, self.trainer(m), self.p.config, self.fold)
 
     # ------------------------------------------------------------------ the stages
     def stages(self) -> list[Stage]:
         """Every stage with its key (computed from the catalog and the options; nothing runs)."""
+        from ..export.nnunet import PROVENANCE
+        from ..export.pseudofiles import PSEUDO_JSON
+
         p, out = self.p, []
         opts = {"config": p.config, "fold": self.fold, "epochs": self.epochs, "smoke": self.smoke}
         spec_keys: dict[str, str] = {}
@@ -244,9 +265,9 @@ class PipelineRun:
             pred_keys.append(k)
             out.append(Stage(f"predict-{m.task}", f"predict {self.images_recipe.folder_name}/imagesTr with the {m.task} model", k, self._run_predict(m), self._predicted(m)))
         pl_key = _hash("pseudolabel", pred_keys)
-        out.append(Stage("pseudolabel", f"merge the predictions with the ground truth into {self.pseudo_dir}", pl_key, self._run_pseudolabel, lambda: (self.pseudo_dir / "pseudolabels.json").is_file()))
+        out.append(Stage("pseudolabel", f"merge the predictions with the ground truth into {self.pseudo_dir}", pl_key, self._run_pseudolabel, lambda: (self.pseudo_dir / PSEUDO_JSON).is_file()))
         ex_key = _hash("export-universal", pl_key, img_key)
-        out.append(Stage(f"export-{u.task}", f"export {self.pseudo_recipe.folder_name} (pseudo policy)", ex_key, self._run_export_universal, lambda: (self.paths.raw / self.pseudo_recipe.folder_name / "satds_export.json").is_file()))
+        out.append(Stage(f"export-{u.task}", f"export {self.pseudo_recipe.folder_name} (pseudo policy)", ex_key, self._run_export_universal, lambda: (self.paths.raw / self.pseudo_recipe.folder_name / PROVENANCE).is_file()))
         utrain = _hash("train", ex_key, self.trainer(u), opts)
         train_keys[u.task] = utrain
         out.append(Stage(f"train-{u.task}", f"train {self.pseudo_recipe.folder_name} with {self.trainer(u)} (fold {self.fold})", utrain, self._run_train(u), self._trained(u), resumable=True))
@@ -269,8 +290,10 @@ class PipelineRun:
         return run
 
     def _exported(self, recipe, key: str):
+        from ..export.nnunet import PROVENANCE
+
         def done() -> bool:
-            f = self.paths.raw / recipe.folder_name / "satds_export.json"
+            f = self.paths.raw / recipe.folder_name / PROVENANCE
             return f.is_file() and json.loads(f.read_text()).get("export_key") == key
 
         return done
@@ -294,9 +317,8 @@ class PipelineRun:
             from .nnunet import train
 
             is_u = m is self.p.universal
-            recipe = self.pseudo_recipe if is_u else self.recipes[m.task]
             train(
-                recipe, catalog=self.catalog, root=self.paths.root, config=self.p.config, fold=self.fold, trainer=self.trainer(m),
+                self.recipe(m), catalog=self.catalog, root=self.paths.root, config=self.p.config, fold=self.fold, trainer=self.trainer(m),
                 device=self.device, processes=self.processes, pseudo_dir=self.pseudo_dir if is_u else None,
                 continue_training=stage.info.get("continue", False), epochs=self.epochs, echo=self.echo,
             )
@@ -317,18 +339,13 @@ class PipelineRun:
             predict(
                 self.recipes[m.task], out=self._pred_dir(m), root=self.paths.root, input_dir=self._images_folder() / "imagesTr",
                 config=self.p.config, fold=self.fold, trainer=self.trainer(m), device=self.device,
-                processes=self.processes if self.processes > 1 else 0, echo=self.echo,
+                processes=self.predict_processes, echo=self.echo,
             )
 
         return run
 
     def _predicted(self, m: ModelSpec):
-        def done() -> bool:
-            imgs = {p.name[: -len("_0000.nii.gz")] for p in (self._images_folder() / "imagesTr").glob("*_0000.nii.gz")}
-            have = {p.name[: -len(".nii.gz")] for p in self._pred_dir(m).glob("*.nii.gz")}
-            return bool(imgs) and imgs <= have
-
-        return done
+        return _predictions_cover(self._images_folder() / "imagesTr", self._pred_dir(m))
 
     # -- pseudo labels and the universal export
     def _run_pseudolabel(self, stage: Stage):
@@ -347,30 +364,23 @@ class PipelineRun:
 
     # -- test and evaluate
     def _raw(self, m: ModelSpec) -> Path:
-        r = self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
-        return self.paths.raw / r.folder_name
+        return self.paths.raw / self.recipe(m).folder_name
 
     def _run_test(self, m: ModelSpec):
         def run(stage: Stage):
             from .nnunet import predict
 
-            r = self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
             if not any((self._raw(m) / "imagesTs").glob("*_0000.nii.gz")):
                 raise TrainError(f"{self._raw(m)} has no test images to score the {m.task} model on")
             predict(
-                r, out=self._test_dir(m.task), root=self.paths.root, split="test", config=self.p.config, fold=self.fold, trainer=self.trainer(m),
-                device=self.device, processes=self.processes if self.processes > 1 else 0, echo=self.echo,
+                self.recipe(m), out=self._test_dir(m.task), root=self.paths.root, split="test", config=self.p.config, fold=self.fold,
+                trainer=self.trainer(m), device=self.device, processes=self.predict_processes, echo=self.echo,
             )
 
         return run
 
     def _tested(self, m: ModelSpec):
-        def done() -> bool:
-            imgs = {p.name[: -len("_0000.nii.gz")] for p in (self._raw(m) / "imagesTs").glob("*_0000.nii.gz")}
-            have = {p.name[: -len(".nii.gz")] for p in self._test_dir(m.task).glob("*.nii.gz")}
-            return bool(imgs) and imgs <= have
-
-        return done
+        return _predictions_cover(self._raw(m) / "imagesTs", self._test_dir(m.task))
 
     def _scores(self, m: ModelSpec) -> Path:
         return self.dir / "evaluation" / f"{m.task}.csv"
