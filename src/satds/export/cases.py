@@ -77,6 +77,9 @@ class ExportPlan:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pseudo_dir: str | None = None
+    # what each channel holds (the recipe's ``channels``, else from the scans): the MONAI datalist's
+    # ``modality``; ``channel_names`` are nnU-Net's, ``noNorm`` for the normalised source
+    modalities: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -114,9 +117,12 @@ def _rows(con, sql: str, params: dict | None = None) -> list[dict]:
     return con.sql(sql, params=params).to_arrow_table().to_pylist() if params else con.sql(sql).to_arrow_table().to_pylist()
 
 
-def _channel_name(mods: set[str], names: set[str], normalised: bool) -> str:
-    if normalised:
-        return "noNorm"
+#: nnU-Net's channel name for images it must not normalise again (satds's normalised source).
+NO_NORM = "noNorm"
+
+
+def _channel_name(mods: set[str], names: set[str]) -> str:
+    """What a channel holds, from its modalities and channel names over the task's scans."""
     if mods and all(m.upper().startswith("CT") for m in mods):
         return "CT"
     if len(names) == 1:
@@ -295,25 +301,23 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
 
     # ---- channels
     n_channels = {len(u.members[0]["channels"] or [None]) for u in units}
-    names: list[str] = []
+    described: list[str] = []
     if recipe.view == "multichannel":
         if len(n_channels) > 1:
             problems.append(f"scans have different channel counts {sorted(n_channels)}; use view: per_channel or fewer datasets")
         n = max(n_channels) if n_channels else 1
-        if recipe.channels:
-            if len(recipe.channels) != n:
-                problems.append(f"channels lists {len(recipe.channels)} name(s) but the scans have {n} channel(s)")
-            names = list(recipe.channels)
-        else:
-            for k in range(n):
-                mods = {u.members[0]["channel_modalities"][k] for u in units if len(u.members[0]["channel_modalities"] or []) > k}
-                chans = {u.members[0]["channels"][k] for u in units if len(u.members[0]["channels"] or []) > k}
-                names.append(_channel_name(mods, chans, recipe.source == "normalised"))
+        if recipe.channels and len(recipe.channels) != n:
+            problems.append(f"channels lists {len(recipe.channels)} name(s) but the scans have {n} channel(s)")
+        for k in range(n):
+            mods = {u.members[0]["channel_modalities"][k] for u in units if len(u.members[0]["channel_modalities"] or []) > k}
+            chans = {u.members[0]["channels"][k] for u in units if len(u.members[0]["channels"] or []) > k}
+            described.append(_channel_name(mods, chans))
     else:
         if recipe.channels and len(recipe.channels) != 1:
             problems.append("view: per_channel makes single-channel cases; give one channel name")
-        mods = {m for u in units for m in (u.members[0]["channel_modalities"] or [])}
-        names = list(recipe.channels) if recipe.channels else [_channel_name(mods, set(), recipe.source == "normalised")]
+        described = [_channel_name({m for u in units for m in (u.members[0]["channel_modalities"] or [])}, set())]
+    modalities = list(recipe.channels) if recipe.channels else described
+    names = list(recipe.channels) if recipe.channels else ([NO_NORM] * len(described) if recipe.source == "normalised" else described)
 
     # ---- folds
     if train:
@@ -321,7 +325,7 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
         if empty:
             warnings.append(f"cross-validation fold(s) {empty} hold no case of this task (train another fold)")
 
-    plan = ExportPlan(recipe, resolved, str(catalog.root), split_id, units, names, n_folds, licences, problems, warnings, notes)
+    plan = ExportPlan(recipe, resolved, str(catalog.root), split_id, units, names, n_folds, licences, problems, warnings, notes, modalities=modalities)
     if recipe.partial_labels == "pseudo" and not for_pseudolabel:
         _check_pseudo(plan, pseudo_dir or recipe.pseudo_labels)
     return plan

@@ -283,18 +283,14 @@ def export_monai(
             {"id": cid, "name": name, "synonyms": list(onto[cid].synonyms), "channel": k, "value": k + 1}
             for k, (cid, name) in enumerate(zip(rr.ids, rr.names))
         ]
-        first = plan.units[0].members[0]
-        channel_names = list(first["channels"] or ["image"])
-        if recipe.view == "per_channel":
-            channel_names = ["image"]
         datalist = {
             "name": recipe.name,
             "description": recipe.description or f"satds task {recipe.name}: {', '.join(rr.names)} from {', '.join(recipe.datasets)}",
             "reference": recipe.reference or "; ".join(d["url"] or d["dataset"] for d in plan.datasets),
             "licence": "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in plan.datasets),
             "release": f"satds {__version__}",
-            "tensorImageSize": "4D" if (fmt == "masks" or len(channel_names) > 1) else "3D",
-            "modality": {str(i): n for i, n in enumerate(channel_names)},
+            "tensorImageSize": "4D" if (fmt == "masks" or len(plan.modalities) > 1) else "3D",
+            "modality": {str(i): n for i, n in enumerate(plan.modalities)},
             "label_format": fmt,
             "labels": ({str(k): c["name"] for k, c in enumerate(classes)} if fmt == "masks" else {"0": "none of the known classes", **{str(c["value"]): c["name"] for c in classes}}),
             "classes": classes,
