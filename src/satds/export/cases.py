@@ -85,6 +85,19 @@ class ExportPlan:
     def ok(self) -> bool:
         return not self.problems
 
+    def about(self) -> dict[str, str]:
+        """The task's ``description``, ``reference`` and ``licence`` lines (dataset.json, the MONAI datalist)."""
+        r, rr = self.recipe, self.resolved
+        return {
+            "description": r.description or f"satds task {r.name}: {', '.join(rr.names)} from {', '.join(r.datasets)}",
+            "reference": r.reference or "; ".join(d["url"] or d["dataset"] for d in self.datasets),
+            "licence": "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in self.datasets),
+        }
+
+    def classes_from(self, unit: Unit) -> dict[str, list[str]]:
+        """Member scan → the task classes it supplies (where a merged case's labels come from)."""
+        return {s: [c for c in cls if c in self.resolved.value] for s, cls in unit.annotated.items()}
+
     def train_units(self) -> list[Unit]:
         return [u for u in self.units if u.split == "train"]
 

@@ -275,7 +275,7 @@ def export_monai(
                     "group": u.group,
                     "scans": u.scan_ids,
                     "datasets": u.datasets,
-                    "classes_from": {s: [x for x in cls if x in rr.value] for s, cls in u.annotated.items()},
+                    "classes_from": plan.classes_from(u),
                     **{k: c[k] for k in ("image", "label", "channel", "status", "voxels", "overlap_voxels", "shape", "affine")},
                 }
         onto = load_ontology()
@@ -285,9 +285,7 @@ def export_monai(
         ]
         datalist = {
             "name": recipe.name,
-            "description": recipe.description or f"satds task {recipe.name}: {', '.join(rr.names)} from {', '.join(recipe.datasets)}",
-            "reference": recipe.reference or "; ".join(d["url"] or d["dataset"] for d in plan.datasets),
-            "licence": "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in plan.datasets),
+            **plan.about(),
             "release": f"satds {__version__}",
             "tensorImageSize": "4D" if (fmt == "masks" or len(plan.modalities) > 1) else "3D",
             "modality": {str(i): n for i, n in enumerate(plan.modalities)},

@@ -98,7 +98,6 @@ def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
         labels.update({c: rr.value[c] for c in rr.ids})
     if r.partial_labels == "ignore":
         labels["ignore"] = rr.ignore_value
-    lic = "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in plan.datasets)
     dj: dict[str, Any] = {
         "channel_names": {str(i): n for i, n in enumerate(plan.channel_names)},
         "labels": labels,
@@ -106,9 +105,7 @@ def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
         "file_ending": r.file_ending,
         **extra,
         "name": r.name,
-        "description": r.description or f"satds task {r.name}: {', '.join(rr.names)} from {', '.join(r.datasets)}",
-        "reference": r.reference or "; ".join(d["url"] or d["dataset"] for d in plan.datasets),
-        "licence": lic,
+        **plan.about(),
         "release": f"satds {__version__}",
         "class_names": {c: n for c, n in zip(rr.ids, rr.names)},
         "partial_labels": r.partial_labels,
@@ -303,7 +300,7 @@ def export_nnunet(
                     "channel": ch,
                     "known": u.known,
                     "unknown": u.unknown,
-                    "classes_from": {s: [c for c in cls if c in rr.value] for s, cls in u.annotated.items()},
+                    "classes_from": plan.classes_from(u),
                     "labels": res["labels"],
                     "shape": res["shape"],
                     "affine": res["affine"],
