@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import SpecError
 from .nnunet import Echo, NnunetPaths, TrainError, _print, model_folder, run_command
@@ -54,11 +54,24 @@ class ModelSpec(BaseModel):
     smoke_trainer: str = "nnUNetTrainer_SatdsSmoke"
 
 
+def _spliced(v):
+    """A list of class names in which an item may itself be a list, spliced in: a YAML alias of another list
+    (``[*vertebrae, sacrum]``; YAML has no list concatenation)."""
+    if isinstance(v, list):
+        return [x for item in v for x in (item if isinstance(item, list) else [item])]
+    return v
+
+
 class Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     classes: list[str] = Field(min_length=1)
     distance: Literal["hd95", "hd"] = "hd95"
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _splice(cls, v):
+        return _spliced(v)
 
 
 class EvaluationSpec(BaseModel):
@@ -68,6 +81,11 @@ class EvaluationSpec(BaseModel):
     vertebrae: list[str] = Field(default_factory=list)  # identification rate and localisation distance
     max_distance_mm: float = 20.0
     groups: list[Group] = Field(default_factory=list)
+
+    @field_validator("bones", "vertebrae", mode="before")
+    @classmethod
+    def _splice(cls, v):
+        return _spliced(v)
 
 
 class TrainingPipeline(BaseModel):
