@@ -182,6 +182,7 @@ def test_cache_matches_the_nifti_and_follows_the_build_hash(cat, tmp_path):
     cached = open_scan(it, cache=True, cache_dir=tmp_path)
     direct = open_scan(it, cache=False)
     assert cached.cached and not direct.cached
+    assert open_scan(it, cache=True, cache_dir=tmp_path).image is cached.image  # opened once per process
     assert np.array_equal(np.asarray(cached.image), np.asarray(direct.image))
     assert np.array_equal(np.asarray(cached.label), np.asarray(direct.label))
     first = cache_folder(it, tmp_path)
