@@ -74,13 +74,18 @@ class nnUNetTrainer_Satds(nnUNetTrainer):
         return super().perform_actual_validation(save_probabilities)
 
 
-class nnUNetTrainer_SatdsSmoke(nnUNetTrainer_Satds):
-    """The smallest honest training: a tiny network, 1 epoch of 2 iterations, 1 validation iteration, no mirroring
-    at test time. For CI and for checking a whole loop on a CPU; the model is useless, the loop is real."""
+class _Smoke:
+    """The smoke settings, mixed in before a satds trainer: a tiny network, 1 epoch of 2 iterations, 1 validation
+    iteration, no mirroring at test time (the class names stay nnU-Net's way to find a trainer and its checkpoints)."""
 
     epochs, iterations, val_iterations = 1, 2, 1
     tiny = True
     mirror_at_inference = False
+
+
+class nnUNetTrainer_SatdsSmoke(_Smoke, nnUNetTrainer_Satds):
+    """The smallest honest training: a tiny network, 1 epoch of 2 iterations, 1 validation iteration, no mirroring
+    at test time. For CI and for checking a whole loop on a CPU; the model is useless, the loop is real."""
 
 
 class nnUNetTrainer_SatdsShort(nnUNetTrainer_Satds):
@@ -159,12 +164,8 @@ class nnUNetTrainer_SatdsMargExc(nnUNetTrainer_Satds):
         return super().validation_step(batch)
 
 
-class nnUNetTrainer_SatdsMargExcSmoke(nnUNetTrainer_SatdsMargExc):
+class nnUNetTrainer_SatdsMargExcSmoke(_Smoke, nnUNetTrainer_SatdsMargExc):
     """:class:`nnUNetTrainer_SatdsMargExc` on the smoke schedule and tiny network."""
-
-    epochs, iterations, val_iterations = 1, 2, 1
-    tiny = True
-    mirror_at_inference = False
 
 
 # ---------------------------------------------------------------------- cross-patch transformer
@@ -233,11 +234,8 @@ class nnUNetTrainer_SatdsCPTM(nnUNetTrainer_Satds):
         return gen_tr, gen_val
 
 
-class nnUNetTrainer_SatdsCPTMSmoke(nnUNetTrainer_SatdsCPTM):
+class nnUNetTrainer_SatdsCPTMSmoke(_Smoke, nnUNetTrainer_SatdsCPTM):
     """:class:`nnUNetTrainer_SatdsCPTM` on the smoke schedule and tiny network (CPTM with 1 block, 2 heads)."""
 
-    epochs, iterations, val_iterations = 1, 2, 1
-    tiny = True
-    mirror_at_inference = False
     cptm_blocks, cptm_heads = 1, 2
 
