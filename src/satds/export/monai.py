@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import SpecError
 from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS
-from .folder import files_in, swap_into_place
+from .folder import files_in, read_record, swap_into_place, target_problems
 from .problems import export_error
 from .recipe import Recipe, ResolvedRecipe
 
@@ -238,8 +238,8 @@ def export_monai(
     key = plan.export_key(f"monai|{fmt}")
     warnings = list(plan.warnings)
     result = MonaiExport(folder, plan, key, fmt, warnings=warnings)
-    if folder.exists() and any(folder.iterdir()) and not (folder / STATUS_JSON).is_file():
-        plan.problems.append(f"{folder} exists and is not a satds MONAI export (no {STATUS_JSON}); choose another --out or remove it")
+    # no --overwrite: its own earlier export is replaced (files a user added moved aside), any other folder refused
+    plan.problems += target_problems(folder, _written(folder), None, f"exists and is not a satds MONAI export (no {STATUS_JSON})")
     if plan.problems:
         raise export_error(recipe, plan.problems, f"{recipe.name} for MONAI")
     if dry_run:
@@ -335,9 +335,7 @@ def export_monai(
 
 
 def _written(folder: Path) -> set[str] | None:
-    """The files an earlier satds MONAI export wrote into ``folder`` (None: not one)."""
-    try:
-        return set(json.loads((folder / STATUS_JSON).read_text())["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
+    """The files an earlier satds MONAI export wrote into ``folder`` (None: not one; empty: one from before the
+    sidecar listed its files, whose every file is then moved aside)."""
+    rec = read_record(folder / STATUS_JSON)
+    return None if rec is None else set(rec.get("files") or [])

@@ -19,7 +19,7 @@ import numpy as np
 
 from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS, class_status
-from .folder import REPLACED, files_in, foreign_files, swap_into_place
+from .folder import files_in, read_record, swap_into_place, target_problems
 from .problems import export_error
 from .pseudofiles import pseudo_stamp
 from .recipe import Recipe
@@ -50,11 +50,8 @@ def folder_problems(out: Path, recipe: Recipe) -> list[str]:
 def satds_files(folder: Path) -> set[str] | None:
     """The files (relative paths) an earlier satds export wrote into ``folder``; None when satds did not
     write it (no readable ``satds_export.json``)."""
-    try:
-        prov = read_provenance(folder)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(prov, dict) or "cases" not in prov:
+    prov = read_record(folder / PROVENANCE)
+    if prov is None or "cases" not in prov:
         return None
     if "files" in prov:
         return set(prov["files"])
@@ -68,20 +65,6 @@ def satds_files(folder: Path) -> set[str] | None:
         files |= {f"{'imagesTr' if tr else 'imagesTs'}/{cid}_{k:04d}{ending}" for k in chans}
         files |= {f"{'labelsTr' if tr else 'labelsTs'}/{cid}{ending}"}
     return files
-
-
-def target_problems(folder: Path, overwrite: bool) -> list[str]:
-    """An existing ``DatasetNNN_Name/`` is replaced only when satds wrote all of it, or with ``overwrite``."""
-    if folder.exists() and not folder.is_dir():
-        return [f"{folder} exists and is not a folder"]
-    if overwrite or not folder.is_dir():
-        return []
-    theirs = foreign_files(folder, satds_files(folder))
-    if not theirs:
-        return []
-    listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
-    who = "holds files satds did not write" if satds_files(folder) is not None else "was not written by satds (no satds_export.json)"
-    return [f"{folder} {who}: {listed}; use --overwrite to replace it (those files are then moved to {REPLACED}{folder.name}-<time>/, never deleted)"]
 
 
 def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
@@ -262,7 +245,8 @@ def export_nnunet(
         plan.warnings.insert(0, f"dataset_id {recipe.dataset_id}: nnU-Net keeps ids 1-10 for the Medical Segmentation Decathlon")
     plan.problems += folder_problems(out, recipe)
     folder = out / recipe.folder_name
-    plan.problems += target_problems(folder, overwrite)
+    # an existing DatasetNNN_Name/ is replaced only when satds wrote all of it, or with overwrite
+    plan.problems += target_problems(folder, satds_files(folder), overwrite, f"was not written by satds (no {PROVENANCE})")
     key = plan.export_key(pseudo_stamp(plan.pseudo_dir))
     result = ExportResult(folder, plan, key, warnings=list(plan.warnings))
     plan.problems += check_dataset_json(dataset_json(plan, len(plan.train_case_ids())))
