@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("nnunetv2")
 
-from satds.train.cptm import parameter_count, saved_activation_bytes  # noqa: E402
+from satds.train.cptm import middle as middle_patch, parameter_count, saved_activation_bytes  # noqa: E402
 from satds.train.plans import CPTM_KEY, TINY_KEY, build_cptm_network, cptm_plans, long_axis, tiny_plans  # noqa: E402
 
 
@@ -135,6 +135,7 @@ def test_the_window_output_is_the_trained_middle_and_the_volume_end_convention()
         down = net(torch.cat([x[:, :, s:], torch.zeros_like(x[:, :, :s])], 2))[0]
     same = dict(atol=1e-5, rtol=1e-5)  # batch composition may change the convolution algorithm's rounding
     assert torch.allclose(full[:, :, s : s + p], middle, **same)
+    assert torch.equal(middle_patch(full, 0), full[:, :, s : s + p])  # what the trainer crops targets with
     assert torch.allclose(full[:, :, :s], up[:, :, :s], **same)
     assert torch.allclose(full[:, :, s + p :], down[:, :, s:], **same)
     # the neighbours matter: change only patch 1's first half (outside the middle patch) and the middle moves

@@ -182,6 +182,7 @@ def test_cache_matches_the_nifti_and_follows_the_build_hash(cat, tmp_path):
     cached = open_scan(it, cache=True, cache_dir=tmp_path)
     direct = open_scan(it, cache=False)
     assert cached.cached and not direct.cached
+    assert open_scan(it, cache=True, cache_dir=tmp_path).image is cached.image  # opened once per process
     assert np.array_equal(np.asarray(cached.image), np.asarray(direct.image))
     assert np.array_equal(np.asarray(cached.label), np.asarray(direct.label))
     first = cache_folder(it, tmp_path)
@@ -190,6 +191,28 @@ def test_cache_matches_the_nifti_and_follows_the_build_hash(cat, tmp_path):
     it.build_hash = "0" * 24
     write_cache(it, cache_folder(it, tmp_path))
     assert not first.exists() and cache_folder(it, tmp_path).is_dir()
+
+
+def test_an_unwritable_cache_is_tried_once_and_each_file_decoded_once(cat, tmp_path, monkeypatch):
+    import satds.io
+    from satds.data.cache import open_scan
+
+    sel = select_scans(cat, ["liver"])
+    it = min(sel.items, key=lambda i: int(np.prod(i.shape)))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # mkdir under a regular file fails, even as root
+    reads: list[str] = []
+    real = satds.io.read_volume
+    monkeypatch.setattr(satds.io, "read_volume", lambda p, *a, **k: reads.append(str(p)) or real(p, *a, **k))
+    with pytest.warns(UserWarning, match="cannot write the patch cache"):
+        first = open_scan(it, cache=True, cache_dir=blocker / "cache")
+    assert not first.cached and sorted(reads) == sorted([str(it.image), str(it.label)])  # read once, not again after the failed write
+    reads.clear()
+    second = open_scan(it, cache=True, cache_dir=blocker / "cache")  # the folder is known to be unwritable: no second try
+    assert sorted(reads) == sorted([str(it.image), str(it.label)])
+    assert np.array_equal(np.asarray(first.image), np.asarray(second.image)) and np.array_equal(np.asarray(first.label), np.asarray(second.label))
+    direct = open_scan(it, cache=False)
+    assert np.array_equal(np.asarray(first.image), np.asarray(direct.image)) and first.channel_min == direct.channel_min
 
 
 def test_bad_requests_name_what_to_fix(cat, tmp_path):

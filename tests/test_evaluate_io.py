@@ -131,6 +131,8 @@ def test_dataset_json_labels(tmp_path, folders):
     assert list(c1["class"]) == ["liver", "spleen"]
     assert list(c1["class_id"]) == ["liver", "spleen"]  # names resolved through the ontology
     assert ev.unknown_values == {"c1": [3], "c2": [3]}
+    p.write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "spleen"}}))  # nnU-Net v1 / Decathlon
+    assert from_dataset_json(p) == specs
 
 
 def test_dataset_json_regions(tmp_path, folders):

@@ -83,6 +83,8 @@ def test_datalist_loads_in_monai_with_the_catalogs_folds_statuses_and_masks(cat,
             assert bool((lab[2] >= lab[3]).all())  # the left kidney lies inside the kidney: overlap kept
     assert len(seen["validation"]) == 1 and len(seen["training"]) == 4 and len(seen["testing"]) == 3
     assert sum(int(any(s == 1 for s in e["class_status"][2:])) for e in seen["training"]) == 2  # kits19's kidneys
+    # what the channel holds; nnU-Net's 'noNorm' (its normalisation choice for the normalised source) is no modality
+    assert json.loads((exported / DATALIST).read_text())["modality"] == {"0": "CT"}
 
 
 @pytest.fixture
@@ -165,6 +167,14 @@ def test_universal33_on_the_demo_catalog_as_a_value_map(tmp_path_factory, realda
             for k, c in enumerate(ids):
                 st = {cov[(s, c)] for s in case["scans"]} - {"unknown"}
                 assert e["class_status"][k] == (-1 if not st else (1 if counts[k + 1] else 0))
+
+
+def test_the_recipes_channel_names_reach_the_datalist(cat, tmp_path):
+    r = adhoc_recipe(name="Venous", dataset_id=998, classes=["spleen"], datasets=["msd_spleen"], channels=["venous CT"])
+    res = export_monai(cat, r, tmp_path)
+    dl = json.loads((res.folder / DATALIST).read_text())
+    assert dl["modality"] == {"0": "venous CT"}  # as nnU-Net's channel_names: the recipe's `channels:` win
+    assert dl["licence"] == "msd_spleen: CC-BY-SA 4.0" and dl["description"] == "satds task Venous: spleen from msd_spleen"
 
 
 def test_bad_exports_are_refused_with_reasons(cat, tmp_path):

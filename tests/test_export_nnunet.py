@@ -131,6 +131,10 @@ def test_dry_run_writes_nothing(cat, tmp_path):
     res = export_nnunet(cat, recipe(), tmp_path, dry_run=True)
     assert not res.written and not any(tmp_path.iterdir())
     assert len(res.plan.train_case_ids()) == 3
+    assert not any("dataset_id" in w for w in res.warnings)
+    msd = export_nnunet(cat, recipe(dataset_id=3), tmp_path, dry_run=True)  # an nnU-Net matter, warned by its export only
+    assert msd.warnings[0] == "dataset_id 3: nnU-Net keeps ids 1-10 for the Medical Segmentation Decathlon"
+    assert not any("dataset_id" in w for w in plan_export(cat, recipe(dataset_id=3)).warnings)
 
 
 def test_licence_warning_and_native_geometry(cat, raw, tmp_path):

@@ -99,6 +99,26 @@ def test_prediction_labels_mapped_by_name(setup):
         assert np.array_equal(lab, expected(tmp, info["scans"][0], lab.shape))
 
 
+def test_prediction_folders_with_a_v1_or_a_region_dataset_json(setup):
+    from satds.export.pseudolabel import prediction_sources
+
+    tmp, cat, r, exp = setup
+    preds = tmp / "preds_v1"
+    # nnU-Net v1 / Decathlon layout, {value: name}, in the specialist's own order (1 = spleen, 2 = liver)
+    write_predictions(exp, preds, {"labels": {"0": "background", "1": "spleen", "2": "liver"}}, values=(1, 2))
+    res = make_pseudolabels(cat, r, [preds], tmp / "pl_v1")
+    for cid, info in res.cases.items():
+        lab = read(tmp / "pl_v1" / "labels" / f"{cid}.nii.gz")
+        assert np.array_equal(lab, expected(tmp, info["scans"][0], lab.shape))
+    # regions: a prediction holds regions_class_order's values; without that order the folder is a problem
+    (preds / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": [1, 2], "spleen": 2}}))
+    with pytest.raises(ExportError, match="regions_class_order"):
+        make_pseudolabels(cat, r, [preds], tmp / "pl_regions")
+    (preds / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": [1, 2], "spleen": 2}, "regions_class_order": [2, 1]}))
+    (src,), problems = prediction_sources([preds], r.resolve())
+    assert not problems and src.value_map.tolist()[:3] == [0, 2, 1]  # painted 2 = liver (task 1), 1 = spleen (task 2)
+
+
 def test_two_prediction_folders_first_wins(setup):
     tmp, cat, r, exp = setup
     only_spleen, only_liver = tmp / "p_spleen", tmp / "p_liver"

@@ -100,3 +100,30 @@ def test_train_command_line(tmp_path):
     assert r.exit_code != 0 and "go with --recipe" in r.output
     r = runner.invoke(app, ["train", "--recipe", "nope", "--root", str(tmp_path), "-C", str(tmp_path / "cat")])
     assert r.exit_code != 0 and "universal33-paper" in r.output  # the message lists the pipelines there are
+
+
+def test_summary_and_label_lists_keep_nnunet_regions(tmp_path):
+    """A dataset.json with regions (``overlap: regions``): a class whose value is a list (the liver region holds
+    the tumour) is scored under its ``regions_class_order`` label, and the summary and the ``--lcc-labels`` list
+    keep it (they used to drop every label that was not a plain int)."""
+    import pandas as pd
+
+    run = PipelineRun(find_pipeline("universal33-paper"), catalog=None, root=tmp_path)
+    m = run.p.universal
+    raw = run._raw(m)
+    raw.mkdir(parents=True)
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT"}, "file_ending": ".nii.gz", "numTraining": 2,
+        "labels": {"background": 0, "liver": [1, 3], "spleen": 2, "liver_tumor": 3}, "regions_class_order": [1, 2, 3],
+    }))
+    assert run._labels_of(m, ["liver", "spleen", "sacrum"]) == [1, 2]
+    rows = [  # case, label, dsc, hd95, ref_ml, flag
+        ("a", 1, 0.9, 2.0, 10.0, None), ("b", 1, 0.7, 4.0, 12.0, None),  # liver: 0.8, 3.0
+        ("a", 2, 0.6, 6.0, 3.0, None), ("b", 2, 0.0, float("nan"), 2.0, "pred_empty"),  # spleen: 0.3, 6.0
+        ("b", 3, 0.0, float("nan"), 0.0, "ref_empty"),  # no reference: not counted
+    ]
+    df = pd.DataFrame([{"case": c, "label": lab, "class": str(lab), "dataset": None, "dsc": d, "nsd": d, "hd95": h, "hd": h, "ref_ml": ml, "flag": f} for c, lab, d, h, ml, f in rows])
+    run._scores(m).parent.mkdir(parents=True)
+    df.to_csv(run._scores(m), index=False)
+    organs = run.summarise()["models"]["universal33"]["groups"]["organs"]
+    assert organs == {"dsc": pytest.approx(0.55), "hd95": pytest.approx(4.5), "classes": 2}

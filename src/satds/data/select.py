@@ -21,6 +21,18 @@ STATUS_CODES = {"present": PRESENT, "absent": ABSENT, "unknown": UNKNOWN}
 STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
 
 
+def coverage_status(con, scan_ids: Sequence[str], class_ids: Sequence[str]) -> dict[tuple[str, str], str]:
+    """``(scan_id, class_id) → present | absent | unknown`` from the catalog's ``coverage`` view, on an open
+    connection (the one place that reads per-scan class status; the exports' ``class_status.json`` too)."""
+    if not scan_ids or not class_ids:
+        return {}
+    rows = con.sql(
+        "SELECT scan_id, class_id, status FROM coverage WHERE scan_id IN (SELECT unnest($s)) AND class_id IN (SELECT unnest($c))",
+        params={"s": list(scan_ids), "c": list(class_ids)},
+    ).fetchall()
+    return {(s, c): st for s, c, st in rows}
+
+
 @dataclass(frozen=True)
 class Classes:
     """The requested classes, resolved through the ontology, in request order."""
@@ -206,10 +218,7 @@ def select_scans(
         if not rows:
             raise DataError(f"no scan matches the selection ({_describe(request)}); the catalog has {_overview(con)}")
         ids = [r["scan_id"] for r in rows]
-        cov = con.sql(
-            "SELECT scan_id, class_id, status FROM coverage WHERE scan_id IN (SELECT unnest($s)) AND class_id IN (SELECT unnest($c))",
-            params={"s": ids, "c": list(cls.ids)},
-        ).fetchall()
+        cov = coverage_status(con, ids, cls.ids)
         ann = con.sql(
             "SELECT scan_id, class_id, label_values, voxels_target FROM annotations WHERE scan_id IN (SELECT unnest($s)) AND class_id IN (SELECT unnest($c))",
             params={"s": ids, "c": list(cls.ids)},
@@ -221,7 +230,7 @@ def select_scans(
     finally:
         con.close()
 
-    status = {(s, c): STATUS_CODES[st] for s, c, st in cov}
+    status = {k: STATUS_CODES[st] for k, st in cov.items()}
     atoms = {(s, c): (list(v or []), vt) for s, c, v, vt in ann}
     # ---- every class must be annotated by some selected scan
     who = dict(annotators)

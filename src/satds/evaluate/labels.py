@@ -10,6 +10,7 @@ Sources:
 * nnU-Net v2 ``dataset.json`` (:func:`from_dataset_json`): ``"labels": {"background": 0, "liver": 1, ...}``.
   ``background`` (value 0) and ``ignore`` are skipped. A list value is a region (the union of those
   values); its reported label comes from ``regions_class_order``, which nnU-Net requires with regions.
+  nnU-Net v1's (and the Decathlon's) ``{"0": "background", "1": "liver"}`` is read the same way.
 * a task recipe ``pipelines/NAME.yaml`` (:func:`from_task`): only its ``classes`` key is read, an ordered
   list of ontology class names; label = position + 1. :func:`read_task_classes` is the one place that
   reads a recipe, to be swapped for the recipe module when it lands.
@@ -57,6 +58,13 @@ def from_dataset_json(path: str | Path, *, resolve: bool = True) -> list[ClassSp
     labels = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(labels, dict) or not labels:
         raise SpecError(f"{path}: no 'labels' mapping (nnU-Net v2 dataset.json expected)")
+    if all(str(k).isdigit() for k in labels) and all(isinstance(v, str) for v in labels.values()):
+        # nnU-Net v1 / Decathlon: value -> name
+        names = list(labels.values())
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise SpecError(f"{path}: label name(s) {twice} are given to several values")
+        labels = {name: int(v) for v, name in labels.items()}
     entries = [(str(k), v) for k, v in labels.items() if str(k).lower() not in {"background", "ignore"}]
     order = data.get("regions_class_order")
     has_regions = any(isinstance(v, (list, tuple)) for _, v in entries)

@@ -25,7 +25,7 @@ that is "empty on both sides".
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -54,9 +54,6 @@ class Scores:
     ref_centroid: tuple[float, float, float] | None = None
     pred_centroid: tuple[float, float, float] | None = None
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 def _empty_scores(ref_n: int, pred_n: int, voxel_ml: float) -> Scores | None:
     """The scores the empty-mask rule (:mod:`.empty`) fixes, or None when both masks have voxels."""
@@ -74,14 +71,6 @@ def check_classes(classes: Mapping[int, Sequence[int]]) -> None:
             raise ValueError(f"class {label} has no label values")
         if any(v <= 0 for v in vals):
             raise ValueError(f"class {label} is made of label value(s) {vals}: 0 (the background) and negative values cannot make up a class")
-
-
-def missing_prediction(ref_n: int, voxel_ml: float) -> Scores:
-    """Scores of a structure whose prediction file does not exist."""
-    s = _empty_scores(ref_n, 0, voxel_ml)
-    if s.flag == PRED_EMPTY:
-        s.flag = PRED_MISSING
-    return s
 
 
 def _from_distances(sd: SurfaceDistances, inter: int, ref_n: int, pred_n: int, tolerance_mm: float, voxel_ml: float) -> Scores:

@@ -123,17 +123,6 @@ def _message(pair: Pair, e: BaseException) -> str:
     return f"{pair.case}: {type(e).__name__}: {e}"
 
 
-def check_grids(pairs: Sequence[Pair], tol: float = DEFAULT_TOL_VOXELS) -> dict[str, str | None]:
-    """Per case: None when the prediction is on the reference grid (maybe permuted), else the difference."""
-    out = {}
-    for p in pairs:
-        if p.pred is None:
-            continue
-        r, q = read_grid(p.ref), read_grid(p.pred)
-        out[p.case] = grid_mismatch(r.shape, r.affine, q.shape, q.affine, tol)
-    return out
-
-
 def _row(case: str, spec: ClassSpec, s, options: Options) -> dict:
     info = options.case_info.get(case, {})
     return {

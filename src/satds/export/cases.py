@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -45,13 +45,14 @@ class Unit:
     case_ids: list[str]  # one per channel in the per_channel view, else one
     channel_of: list[int | None]  # the channel each case id holds (None: all channels)
     members: list[dict[str, Any]]  # scan rows (with the dataset root), primary first
-    split: str  # train or test
+    split: str  # train or test (nnU-Net's two sides: the catalog's val split trains)
     group: str
     fold: int | None
     annotated: dict[str, list[str]]  # scan id → every class it contributes (first member wins a class)
     known: list[str]  # recipe classes known from GT (union over members)
     unknown: list[str]  # recipe classes not annotated
     labelled: bool = True
+    side: str = "train"  # the catalog's split of the primary scan: train, val or test (the MONAI export's three)
 
     @property
     def datasets(self) -> list[str]:
@@ -76,10 +77,26 @@ class ExportPlan:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pseudo_dir: str | None = None
+    # what each channel holds (the recipe's ``channels``, else from the scans): the MONAI datalist's
+    # ``modality``; ``channel_names`` are nnU-Net's, ``noNorm`` for the normalised source
+    modalities: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def about(self) -> dict[str, str]:
+        """The task's ``description``, ``reference`` and ``licence`` lines (dataset.json, the MONAI datalist)."""
+        r, rr = self.recipe, self.resolved
+        return {
+            "description": r.description or f"satds task {r.name}: {', '.join(rr.names)} from {', '.join(r.datasets)}",
+            "reference": r.reference or "; ".join(d["url"] or d["dataset"] for d in self.datasets),
+            "licence": "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in self.datasets),
+        }
+
+    def classes_from(self, unit: Unit) -> dict[str, list[str]]:
+        """Member scan → the task classes it supplies (where a merged case's labels come from)."""
+        return {s: [c for c in cls if c in self.resolved.value] for s, cls in unit.annotated.items()}
 
     def train_units(self) -> list[Unit]:
         return [u for u in self.units if u.split == "train"]
@@ -113,9 +130,12 @@ def _rows(con, sql: str, params: dict | None = None) -> list[dict]:
     return con.sql(sql, params=params).to_arrow_table().to_pylist() if params else con.sql(sql).to_arrow_table().to_pylist()
 
 
-def _channel_name(mods: set[str], names: set[str], normalised: bool) -> str:
-    if normalised:
-        return "noNorm"
+#: nnU-Net's channel name for images it must not normalise again (satds's normalised source).
+NO_NORM = "noNorm"
+
+
+def _channel_name(mods: set[str], names: set[str]) -> str:
+    """What a channel holds, from its modalities and channel names over the task's scans."""
     if mods and all(m.upper().startswith("CT") for m in mods):
         return "CT"
     if len(names) == 1:
@@ -136,8 +156,6 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
     problems: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
-    if recipe.dataset_id <= 10:
-        warnings.append(f"dataset_id {recipe.dataset_id}: nnU-Net keeps ids 1-10 for the Medical Segmentation Decathlon")
     con = catalog.connect()
     try:
         ds_rows = {r["dataset"]: r for r in _rows(con, "SELECT * FROM datasets WHERE dataset IN (SELECT unnest($d))", {"d": recipe.datasets})}
@@ -244,7 +262,8 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
         else:
             case_ids, channel_of = [base], [None]
         fold = folds.get(primary["scan_id"]) if split == "train" else None
-        u = Unit(primary["scan_id"], case_ids, channel_of, members, split, sp["group_id"], fold, taken, known, unknown, labelled)
+        side = "test" if split == "test" else ("val" if sp["split"] == "val" else "train")
+        u = Unit(primary["scan_id"], case_ids, channel_of, members, split, sp["group_id"], fold, taken, known, unknown, labelled, side)
         if split == "train" and not labelled:
             notes.append(f"{primary['scan_id']}: no labels; left out of training")
             continue
@@ -295,25 +314,23 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
 
     # ---- channels
     n_channels = {len(u.members[0]["channels"] or [None]) for u in units}
-    names: list[str] = []
+    described: list[str] = []
     if recipe.view == "multichannel":
         if len(n_channels) > 1:
             problems.append(f"scans have different channel counts {sorted(n_channels)}; use view: per_channel or fewer datasets")
         n = max(n_channels) if n_channels else 1
-        if recipe.channels:
-            if len(recipe.channels) != n:
-                problems.append(f"channels lists {len(recipe.channels)} name(s) but the scans have {n} channel(s)")
-            names = list(recipe.channels)
-        else:
-            for k in range(n):
-                mods = {u.members[0]["channel_modalities"][k] for u in units if len(u.members[0]["channel_modalities"] or []) > k}
-                chans = {u.members[0]["channels"][k] for u in units if len(u.members[0]["channels"] or []) > k}
-                names.append(_channel_name(mods, chans, recipe.source == "normalised"))
+        if recipe.channels and len(recipe.channels) != n:
+            problems.append(f"channels lists {len(recipe.channels)} name(s) but the scans have {n} channel(s)")
+        for k in range(n):
+            mods = {u.members[0]["channel_modalities"][k] for u in units if len(u.members[0]["channel_modalities"] or []) > k}
+            chans = {u.members[0]["channels"][k] for u in units if len(u.members[0]["channels"] or []) > k}
+            described.append(_channel_name(mods, chans))
     else:
         if recipe.channels and len(recipe.channels) != 1:
             problems.append("view: per_channel makes single-channel cases; give one channel name")
-        mods = {m for u in units for m in (u.members[0]["channel_modalities"] or [])}
-        names = list(recipe.channels) if recipe.channels else [_channel_name(mods, set(), recipe.source == "normalised")]
+        described = [_channel_name({m for u in units for m in (u.members[0]["channel_modalities"] or [])}, set())]
+    modalities = list(recipe.channels) if recipe.channels else described
+    names = list(recipe.channels) if recipe.channels else ([NO_NORM] * len(described) if recipe.source == "normalised" else described)
 
     # ---- folds
     if train:
@@ -321,7 +338,7 @@ def plan_export(catalog: Catalog, recipe: Recipe, *, pseudo_dir: str | Path | No
         if empty:
             warnings.append(f"cross-validation fold(s) {empty} hold no case of this task (train another fold)")
 
-    plan = ExportPlan(recipe, resolved, str(catalog.root), split_id, units, names, n_folds, licences, problems, warnings, notes)
+    plan = ExportPlan(recipe, resolved, str(catalog.root), split_id, units, names, n_folds, licences, problems, warnings, notes, modalities=modalities)
     if recipe.partial_labels == "pseudo" and not for_pseudolabel:
         _check_pseudo(plan, pseudo_dir or recipe.pseudo_labels)
     return plan
@@ -388,9 +405,17 @@ class UnitData:
         return out
 
 
+def job_problem(key: str, e: BaseException) -> str:
+    """The problem line of a failed job: ``key: message`` for a case error, else with the exception's type."""
+    from ..errors import CaseError
+
+    return f"{key}: {e}" if isinstance(e, CaseError) else f"{key}: {type(e).__name__}: {e}"
+
+
 def unit_job(fn):
-    """A per-unit export job (run in a worker): a bad case becomes a problem line naming it, so the export
-    reports every problem at once and writes nothing; any other exception is a bug and propagates."""
+    """A per-unit export job (run in a worker; ``job.key`` names its case): a bad case becomes a problem line
+    naming it, so the export reports every problem at once and writes nothing; any other exception is a bug
+    and leaves the worker (:func:`run_unit_jobs` reports it with its type)."""
     import functools
 
     from ..errors import CaseError
@@ -399,12 +424,29 @@ def unit_job(fn):
     def job(j):
         try:
             return fn(j)
-        except CaseError as e:
-            return {"problems": [f"{j.unit.key}: {e}"]}
-        except (OSError, ValueError) as e:
-            return {"problems": [f"{j.unit.key}: {type(e).__name__}: {e}"]}
+        except (CaseError, OSError, ValueError) as e:
+            return {"problems": [job_problem(j.key, e)]}
 
     return job
+
+
+def run_unit_jobs(fn, jobs: list, workers: int | None = 1, progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """Run ``fn`` over ``jobs`` on satds's process pool; returns each clean job's result by ``job.key``, and
+    every problem (the jobs' own, and one line per job that failed, e.g. a worker the system killed)."""
+    from .. import parallel
+
+    by_key: dict[str, dict] = {}
+    problems: list[str] = []
+    for done, (job, ok, res) in enumerate(parallel.run(fn, jobs, workers=workers or 1), start=1):
+        if progress:
+            progress(done, len(jobs))
+        if not ok:
+            problems.append(job_problem(job.key, res))
+        elif res["problems"]:
+            problems += res["problems"]
+        else:
+            by_key[job.key] = res
+    return by_key, problems
 
 
 def _load_member(row: dict, source: str, with_images: bool):

@@ -11,6 +11,9 @@ preprocessed folder, where nnU-Net trainers look). Per case:
   other policies (their labels mean exactly what they say; ``ignore`` marks the unknown voxels instead).
 
 The marginal/exclusion trainer (``nnUNetTrainer_SatdsMargExc``) reads ``admits``; ``status`` is the record.
+
+``satds export monai`` writes a sidecar of the same name (:mod:`satds.export.monai`) with its own layout: there
+``status`` is keyed by class id (``{"liver": "present"}``), here by nnU-Net label value (``{"1": "present"}``).
 """
 
 from __future__ import annotations
@@ -20,34 +23,23 @@ from typing import Any
 CLASS_STATUS = "class_status.json"
 
 
-def coverage_status(catalog, scan_ids: list[str], class_ids: list[str]) -> dict[tuple[str, str], str]:
-    """``(scan_id, class_id) → present | absent`` from the catalog's coverage view (unknown pairs are absent)."""
-    if not scan_ids or not class_ids:
-        return {}
-    con = catalog.connect()
-    try:
-        rows = con.execute(
-            "SELECT scan_id, class_id, status FROM coverage WHERE status <> 'unknown' "
-            "AND scan_id IN (SELECT unnest($s)) AND class_id IN (SELECT unnest($c))",
-            {"s": scan_ids, "c": class_ids},
-        ).fetchall()
-    finally:
-        con.close()
-    return {(s, c): st for s, c, st in rows}
-
-
 def class_status(catalog, plan, admits: dict[str, dict[int, list[int]]]) -> dict[str, Any]:
     """The ``class_status.json`` document of an export plan; ``admits``: case id → label → admitted values."""
+    from ..data.select import coverage_status
+
     rr = plan.resolved
-    scans = sorted({s for u in plan.units for s in u.scan_ids})
-    cov = coverage_status(catalog, scans, rr.ids)
+    con = catalog.connect()
+    try:
+        cov = coverage_status(con, sorted({s for u in plan.units for s in u.scan_ids}), rr.ids)
+    finally:
+        con.close()
     cases: dict[str, Any] = {}
     for u in plan.units:
         source = {c: s for s, cls in u.annotated.items() for c in cls}  # class → the member scan that supplies it
         status = {}
         for c in rr.ids:
             s = source.get(c)
-            status[str(rr.value[c])] = "unknown" if s is None else cov.get((s, c), "absent")
+            status[str(rr.value[c])] = "unknown" if s is None else ("present" if cov.get((s, c)) == "present" else "absent")
         for cid in u.case_ids:
             cases[cid] = {
                 "split": u.split,

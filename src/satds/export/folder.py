@@ -7,12 +7,23 @@ not start with ``Dataset``, so nnU-Net never sees two datasets with one id.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
 from pathlib import Path
 
 REPLACED = "replaced-"
+
+
+def read_record(path: Path) -> dict | None:
+    """An export's JSON record (``satds_export.json``, the MONAI ``class_status.json``, each listing the files
+    the export wrote under ``files``); None when it is missing or unreadable."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def files_in(folder: Path) -> list[str]:
@@ -26,6 +37,27 @@ def foreign_files(folder: Path, ours: set[str] | None) -> list[str]:
     if not folder.is_dir():
         return []
     return [rel for rel in files_in(folder) if rel not in (ours or set())]
+
+
+def target_problems(folder: Path, ours: set[str] | None, overwrite: bool | None, who: str) -> list[str]:
+    """Why an export may not replace ``folder``. ``ours``: the files an earlier export wrote there (None: it did
+    not write the folder; ``who`` then says so, e.g. "was not written by satds (no satds_export.json)").
+
+    ``overwrite`` (the user's ``--overwrite``): without it, any file the export did not write is a problem; with
+    it, nothing is (those files are moved aside, never deleted). None, for an export without that option: its
+    own folder is replaced (other files moved aside), any other folder holding files refused."""
+    if folder.exists() and not folder.is_dir():
+        return [f"{folder} exists and is not a folder"]
+    if overwrite or not folder.is_dir() or (overwrite is None and ours is not None):
+        return []
+    theirs = foreign_files(folder, ours)
+    if not theirs:
+        return []
+    listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
+    what = who if ours is None else "holds files satds did not write"
+    if overwrite is None:
+        return [f"{folder} {what}: {listed}; choose another --out or remove it"]
+    return [f"{folder} {what}: {listed}; use --overwrite to replace it (those files are then moved to {REPLACED}{folder.name}-<time>/, never deleted)"]
 
 
 def swap_into_place(tmp: Path, folder: Path, ours: set[str] | None) -> Path | None:

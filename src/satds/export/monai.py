@@ -40,13 +40,14 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..errors import SpecError
-from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
-from .folder import files_in, swap_into_place
+from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
+from .class_status import CLASS_STATUS
+from .folder import files_in, read_record, swap_into_place, target_problems
 from .problems import export_error
 from .recipe import Recipe, ResolvedRecipe
 
 DATALIST = "datalist.json"
-STATUS_JSON = "class_status.json"
+STATUS_JSON = CLASS_STATUS  # the nnU-Net export's sidecar name; status keyed by class id here, by label value there
 FORMAT = 1
 LabelFormat = Literal["auto", "masks", "values"]
 _DIRS = {"train": ("imagesTr", "labelsTr"), "val": ("imagesVal", "labelsVal"), "test": ("imagesTs", "labelsTs")}
@@ -100,7 +101,28 @@ class MonaiJob:
     recipe: dict
     tmp: str
     label_format: str
-    side: str  # train, val or test (the catalog's split of the unit's primary scan)
+
+    @property
+    def key(self) -> str:
+        return self.unit.key
+
+
+def atom_counts(atoms: np.ndarray | None, atom_sets) -> np.ndarray | None:
+    """Voxels per atom value (one pass over the volume; None when the case has no label map)."""
+    return None if atoms is None else np.bincount(atoms.reshape(-1), minlength=len(atom_sets))
+
+
+def class_voxels(rr: ResolvedRecipe, counts: np.ndarray | None, atom_sets, annotated) -> list[int | None]:
+    """Per task class its voxel count from the atom counts, None when the case does not annotate it."""
+    out: list[int | None] = []
+    for c in rr.ids:
+        if c not in annotated:
+            out.append(None)
+        elif counts is None:
+            out.append(0)
+        else:
+            out.append(int(counts[np.array([c in s for s in atom_sets], dtype=bool)].sum()))
+    return out
 
 
 def class_masks(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape) -> list[np.ndarray | None]:
@@ -118,19 +140,26 @@ def class_masks(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotat
     return out
 
 
-def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape) -> tuple[np.ndarray, int]:
-    """The class-per-value map (painting order decides where known classes overlap) and the overlap voxel count."""
-    dtype = np.uint8 if rr.n + 1 <= 255 else np.uint16
+def value_map(rr: ResolvedRecipe, atoms: np.ndarray | None, atom_sets, annotated, shape, counts: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The class-per-value map (painting order decides where known classes overlap) and the overlap voxel count.
+
+    ``counts``: voxels per atom value (:func:`atom_counts`), computed here when not given."""
+    from .rules import VoxelRules
+
     if atoms is None:
-        return np.zeros(shape, dtype=dtype), 0
-    lut = np.zeros(len(atom_sets), dtype=dtype)
+        return np.zeros(shape, dtype=rr.label_dtype), 0
+    rules = VoxelRules.of(rr)
+    lut = np.zeros(len(atom_sets), dtype=rr.label_dtype)
     multi = np.zeros(len(atom_sets), dtype=bool)
     for v, s in enumerate(atom_sets):
-        here = [c for c in rr.ids if c in s and c in annotated]
-        if here:
-            lut[v] = rr.value[max(here, key=lambda c: rr.rank[c])]
-            multi[v] = len(here) > 1
-    overlap = int(np.bincount(atoms.reshape(-1), minlength=len(atom_sets))[multi].sum()) if multi.any() else 0
+        here = annotated.intersection(s)
+        lut[v] = rules.winner(here)
+        multi[v] = len(here & rules.recipe) > 1
+    if multi.any():
+        counts = atom_counts(atoms, atom_sets) if counts is None else counts
+        overlap = int(counts[multi].sum())
+    else:
+        overlap = 0
     return lut[atoms], overlap
 
 
@@ -148,17 +177,19 @@ def export_case(job: MonaiJob) -> dict[str, Any]:
     problems = data.channel_problems(u.key)
     if problems:
         return {"problems": problems}
-    masks = class_masks(rr, data.atoms, data.atom_sets, data.annotated, shape) if u.labelled else [None] * rr.n
-    status = ["unknown" if m is None else ("present" if m.any() else "absent") for m in masks]
-    voxels = {c: int(m.sum()) for c, m in zip(rr.ids, masks) if m is not None}
+    counts = atom_counts(data.atoms, data.atom_sets) if u.labelled else None  # one pass; status and voxels follow
+    per_class = class_voxels(rr, counts, data.atom_sets, data.annotated) if u.labelled else [None] * rr.n
+    status = ["unknown" if n is None else ("present" if n else "absent") for n in per_class]
+    voxels = {c: n for c, n in zip(rr.ids, per_class) if n is not None}
     overlap = 0
     label = None
     if u.labelled:
-        if job.label_format == "masks":
+        if job.label_format == "masks":  # one volume per class only here, where they are the output
+            masks = class_masks(rr, data.atoms, data.atom_sets, data.annotated, shape)
             label = np.stack([np.zeros(shape, bool) if m is None else m for m in masks], axis=-1).astype(np.uint8)
         else:
-            label, overlap = value_map(rr, data.atoms, data.atom_sets, data.annotated, shape)
-    img_dir, lab_dir = _DIRS[job.side]
+            label, overlap = value_map(rr, data.atoms, data.atom_sets, data.annotated, shape, counts)
+    img_dir, lab_dir = _DIRS[u.side]
     tmp = Path(job.tmp)
     out: dict[str, Any] = {"problems": [], "cases": {}}
     for cid, ch in zip(u.case_ids, u.channel_of):
@@ -193,7 +224,7 @@ def export_monai(
     progress: Callable[[int, int], None] | None = None,
 ) -> MonaiExport:
     """Export ``recipe`` into ``out/<name>/`` for MONAI; raises ExportError listing every problem."""
-    from .. import __version__, parallel
+    from .. import __version__
     from ..catalog import now
     from ..data.select import STATUS_CODES
     from ..ontology import load_ontology
@@ -205,13 +236,12 @@ def export_monai(
     plan = plan_export(catalog, recipe)
     folder = out / recipe.name
     key = plan.export_key(f"monai|{fmt}")
-    warnings = [w for w in plan.warnings if not w.startswith("dataset_id")]
+    warnings = list(plan.warnings)
     result = MonaiExport(folder, plan, key, fmt, warnings=warnings)
-    if folder.exists() and any(folder.iterdir()) and not (folder / STATUS_JSON).is_file():
-        plan.problems.append(f"{folder} exists and is not a satds MONAI export (no {STATUS_JSON}); choose another --out or remove it")
+    # no --overwrite: its own earlier export is replaced (files a user added moved aside), any other folder refused
+    plan.problems += target_problems(folder, _written(folder), None, f"exists and is not a satds MONAI export (no {STATUS_JSON})")
     if plan.problems:
         raise export_error(recipe, plan.problems, f"{recipe.name} for MONAI")
-    side_of = _catalog_sides(catalog, plan)
     if dry_run:
         return result
 
@@ -220,25 +250,14 @@ def export_monai(
     for d in {d for pair in _DIRS.values() for d in pair}:
         (tmp / d).mkdir(parents=True, exist_ok=True)
     rdump = recipe.model_dump(mode="json")
-    jobs = [MonaiJob(u, rdump, str(tmp), fmt, side_of[u.key]) for u in plan.units]
-    problems: list[str] = []
-    by_key: dict[str, dict] = {}
+    jobs = [MonaiJob(u, rdump, str(tmp), fmt) for u in plan.units]
     try:
-        for done, (job, ok, res) in enumerate(parallel.run(export_case, jobs, workers=workers or 1), start=1):
-            if progress:
-                progress(done, len(jobs))
-            if not ok:
-                problems.append(f"{job.unit.key}: {type(res).__name__}: {res}")
-            elif res["problems"]:
-                problems += res["problems"]
-            else:
-                by_key[job.unit.key] = res
+        by_key, problems = run_unit_jobs(export_case, jobs, workers, progress)
         if problems:
             raise export_error(recipe, problems, f"{recipe.name} for MONAI")
         lists: dict[str, list[dict]] = {"training": [], "validation": [], "testing": []}
         cases: dict[str, dict] = {}
         for u in plan.units:
-            side = side_of[u.key]
             for cid, c in by_key[u.key]["cases"].items():
                 entry: dict[str, Any] = {"image": c["image"]}
                 if c["label"]:
@@ -247,16 +266,16 @@ def export_monai(
                     entry["fold"] = int(u.fold)
                 entry["class_status"] = c["codes"]
                 entry["case_id"] = cid
-                lists[{"train": "training", "val": "validation", "test": "testing"}[side]].append(entry)
+                lists[{"train": "training", "val": "validation", "test": "testing"}[u.side]].append(entry)
                 if c["overlap_voxels"]:
                     warnings.append(f"{cid}: {c['overlap_voxels']} voxels hold two known classes the ontology calls disjoint (merged ground truth); the painting order decided")
                 cases[cid] = {
-                    "split": side,
+                    "split": u.side,
                     "fold": u.fold,
                     "group": u.group,
                     "scans": u.scan_ids,
                     "datasets": u.datasets,
-                    "classes_from": {s: [x for x in cls if x in rr.value] for s, cls in u.annotated.items()},
+                    "classes_from": plan.classes_from(u),
                     **{k: c[k] for k in ("image", "label", "channel", "status", "voxels", "overlap_voxels", "shape", "affine")},
                 }
         onto = load_ontology()
@@ -264,18 +283,12 @@ def export_monai(
             {"id": cid, "name": name, "synonyms": list(onto[cid].synonyms), "channel": k, "value": k + 1}
             for k, (cid, name) in enumerate(zip(rr.ids, rr.names))
         ]
-        first = plan.units[0].members[0]
-        channel_names = list(first["channels"] or ["image"])
-        if recipe.view == "per_channel":
-            channel_names = ["image"]
         datalist = {
             "name": recipe.name,
-            "description": recipe.description or f"satds task {recipe.name}: {', '.join(rr.names)} from {', '.join(recipe.datasets)}",
-            "reference": recipe.reference or "; ".join(d["url"] or d["dataset"] for d in plan.datasets),
-            "licence": "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in plan.datasets),
+            **plan.about(),
             "release": f"satds {__version__}",
-            "tensorImageSize": "4D" if (fmt == "masks" or len(channel_names) > 1) else "3D",
-            "modality": {str(i): n for i, n in enumerate(channel_names)},
+            "tensorImageSize": "4D" if (fmt == "masks" or len(plan.modalities) > 1) else "3D",
+            "modality": {str(i): n for i, n in enumerate(plan.modalities)},
             "label_format": fmt,
             "labels": ({str(k): c["name"] for k, c in enumerate(classes)} if fmt == "masks" else {"0": "none of the known classes", **{str(c["value"]): c["name"] for c in classes}}),
             "classes": classes,
@@ -321,27 +334,8 @@ def export_monai(
     return result
 
 
-def _catalog_sides(catalog, plan: ExportPlan) -> dict[str, str]:
-    """train / val / test per unit: the catalog split of its primary scan (the plan folds val into train)."""
-    con = catalog.connect()
-    try:
-        split = dict(con.sql("SELECT scan_id, split FROM splits").fetchall())
-    finally:
-        con.close()
-    out = {}
-    for u in plan.units:
-        s = split.get(u.key, "train")
-        out[u.key] = "test" if u.split == "test" else ("val" if s == "val" else "train")
-    return out
-
-
 def _written(folder: Path) -> set[str] | None:
-    """The files an earlier satds MONAI export wrote into ``folder`` (None: not one)."""
-    try:
-        return set(json.loads((folder / STATUS_JSON).read_text())["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def read_datalist(folder: str | Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / DATALIST).read_text())
+    """The files an earlier satds MONAI export wrote into ``folder`` (None: not one; empty: one from before the
+    sidecar listed its files, whose every file is then moved aside)."""
+    rec = read_record(folder / STATUS_JSON)
+    return None if rec is None else set(rec.get("files") or [])

@@ -17,16 +17,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cases import ExportPlan, Unit, load_unit, plan_export, unit_job
+from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS, class_status
-from .folder import REPLACED, files_in, foreign_files, swap_into_place
+from .folder import files_in, read_record, swap_into_place, target_problems
 from .problems import export_error
+from .pseudofiles import pseudo_stamp
 from .recipe import Recipe
 
 PROVENANCE = "satds_export.json"
 SPLITS = "splits_final.json"
-#: Prefix of the folder that keeps files satds did not write when ``overwrite`` replaces a task folder
-#: (not ``Dataset…``: nnU-Net finds datasets by that prefix).
 
 
 @dataclass
@@ -51,11 +50,8 @@ def folder_problems(out: Path, recipe: Recipe) -> list[str]:
 def satds_files(folder: Path) -> set[str] | None:
     """The files (relative paths) an earlier satds export wrote into ``folder``; None when satds did not
     write it (no readable ``satds_export.json``)."""
-    try:
-        prov = read_provenance(folder)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(prov, dict) or "cases" not in prov:
+    prov = read_record(folder / PROVENANCE)
+    if prov is None or "cases" not in prov:
         return None
     if "files" in prov:
         return set(prov["files"])
@@ -69,26 +65,6 @@ def satds_files(folder: Path) -> set[str] | None:
         files |= {f"{'imagesTr' if tr else 'imagesTs'}/{cid}_{k:04d}{ending}" for k in chans}
         files |= {f"{'labelsTr' if tr else 'labelsTs'}/{cid}{ending}"}
     return files
-
-
-def target_problems(folder: Path, overwrite: bool) -> list[str]:
-    """An existing ``DatasetNNN_Name/`` is replaced only when satds wrote all of it, or with ``overwrite``."""
-    if folder.exists() and not folder.is_dir():
-        return [f"{folder} exists and is not a folder"]
-    if overwrite or not folder.is_dir():
-        return []
-    theirs = foreign_files(folder, satds_files(folder))
-    if not theirs:
-        return []
-    listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
-    who = "holds files satds did not write" if satds_files(folder) is not None else "was not written by satds (no satds_export.json)"
-    return [f"{folder} {who}: {listed}; use --overwrite to replace it (those files are then moved to {REPLACED}{folder.name}-<time>/, never deleted)"]
-
-
-def pseudo_stamp(plan: ExportPlan) -> str:
-    from .pseudofiles import pseudo_stamp as stamp
-
-    return stamp(plan.pseudo_dir)
 
 
 def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
@@ -105,7 +81,6 @@ def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
         labels.update({c: rr.value[c] for c in rr.ids})
     if r.partial_labels == "ignore":
         labels["ignore"] = rr.ignore_value
-    lic = "; ".join(f"{d['dataset']}: {d['licence'] or 'unknown'}" for d in plan.datasets)
     dj: dict[str, Any] = {
         "channel_names": {str(i): n for i, n in enumerate(plan.channel_names)},
         "labels": labels,
@@ -113,9 +88,7 @@ def dataset_json(plan: ExportPlan, n_training: int) -> dict[str, Any]:
         "file_ending": r.file_ending,
         **extra,
         "name": r.name,
-        "description": r.description or f"satds task {r.name}: {', '.join(rr.names)} from {', '.join(r.datasets)}",
-        "reference": r.reference or "; ".join(d["url"] or d["dataset"] for d in plan.datasets),
-        "licence": lic,
+        **plan.about(),
         "release": f"satds {__version__}",
         "class_names": {c: n for c, n in zip(rr.ids, rr.names)},
         "partial_labels": r.partial_labels,
@@ -158,9 +131,9 @@ class UnitJob:
     pseudo_dir: str | None
     n_channels: int
 
-
-def _label_dtype(plan_or_n: int):
-    return np.uint8 if plan_or_n <= 255 else np.uint16
+    @property
+    def key(self) -> str:
+        return self.unit.key
 
 
 def _check_grid(arr_shape, img_shape, what: str, problems: list[str]) -> bool:
@@ -188,7 +161,7 @@ def export_unit(job: UnitJob) -> dict[str, Any]:
     if per_case != job.n_channels:
         problems.append(f"{u.key}: {len(data.images)} channel(s) read, dataset.json declares {job.n_channels}")
     problems += data.channel_problems(u.key)
-    dtype = _label_dtype(rr.ignore_value)
+    dtype = rr.label_dtype
     ct = bool(data.modalities) and data.modalities[0].upper().startswith("CT")
     body = None if recipe.outside_body == "ignore" else (lambda: body_mask(data.images[0], ct=ct, normalised=data.normalised, threshold_hu=recipe.body_threshold_hu))
     labels: dict[str, np.ndarray] = {}  # case id → label map (per channel case: pseudo-labels may differ)
@@ -262,16 +235,19 @@ def export_nnunet(
     unless ``overwrite``: then the files satds did not write are moved to ``out/replaced-DatasetNNN_Name-<time>/``
     and only the files satds wrote are deleted.
     """
-    from .. import __version__, parallel
+    from .. import __version__
     from ..catalog import now
     from ..ontology import load_ontology
 
     out = Path(out)
     plan = plan_export(catalog, recipe, pseudo_dir=pseudo_dir)
+    if recipe.dataset_id <= 10:
+        plan.warnings.insert(0, f"dataset_id {recipe.dataset_id}: nnU-Net keeps ids 1-10 for the Medical Segmentation Decathlon")
     plan.problems += folder_problems(out, recipe)
     folder = out / recipe.folder_name
-    plan.problems += target_problems(folder, overwrite)
-    key = plan.export_key(pseudo_stamp(plan))
+    # an existing DatasetNNN_Name/ is replaced only when satds wrote all of it, or with overwrite
+    plan.problems += target_problems(folder, satds_files(folder), overwrite, f"was not written by satds (no {PROVENANCE})")
+    key = plan.export_key(pseudo_stamp(plan.pseudo_dir))
     result = ExportResult(folder, plan, key, warnings=list(plan.warnings))
     plan.problems += check_dataset_json(dataset_json(plan, len(plan.train_case_ids())))
     if plan.problems:
@@ -285,21 +261,8 @@ def export_nnunet(
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     rdump = recipe.model_dump(mode="json")
     jobs = [UnitJob(u, rdump, str(tmp), plan.pseudo_dir, len(plan.channel_names)) for u in plan.units]
-    problems: list[str] = []
-    by_key: dict[str, dict] = {}
-    done = 0
     try:
-        for job, ok, res in parallel.run(export_unit, jobs, workers=workers or 1):
-            done += 1
-            if progress:
-                progress(done, len(jobs))
-            if not ok:
-                problems.append(f"{job.unit.key}: {type(res).__name__}: {res}")
-                continue
-            if res["problems"]:
-                problems += res["problems"]
-                continue
-            by_key[job.unit.key] = res
+        by_key, problems = run_unit_jobs(export_unit, jobs, workers, progress)
         if problems:
             raise export_error(recipe, problems)
 
@@ -321,7 +284,7 @@ def export_nnunet(
                     "channel": ch,
                     "known": u.known,
                     "unknown": u.unknown,
-                    "classes_from": {s: [c for c in cls if c in rr.value] for s, cls in u.annotated.items()},
+                    "classes_from": plan.classes_from(u),
                     "labels": res["labels"],
                     "shape": res["shape"],
                     "affine": res["affine"],

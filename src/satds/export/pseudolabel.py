@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CaseError, SatdsError
+from .cases import load_unit, plan_export, run_unit_jobs, unit_job
 from .pseudofiles import PSEUDO_JSON
 from .recipe import Recipe
 
@@ -46,20 +46,20 @@ class PredictionSource:
 
 
 def _folder_labels(folder: Path) -> dict[int, str] | None:
-    """Prediction value → label name from the folder's dataset.json (regions: the painted value)."""
+    """Prediction value → label name from the folder's dataset.json, read as ``satds evaluate --labels`` reads
+    it (nnU-Net v2 or v1; a region: the value nnU-Net paints it with, its ``regions_class_order`` entry);
+    None without one. SpecError when it cannot be read."""
+    from ..evaluate.labels import from_dataset_json
+
     p = folder / "dataset.json"
     if not p.exists():
         return None
-    dj = json.loads(p.read_text())
-    labels = {k: v for k, v in dj["labels"].items() if k not in ("background", "ignore")}
-    if "regions_class_order" in dj:
-        return {int(v): k for k, v in zip(labels, dj["regions_class_order"])}
-    return {int(v): k for k, v in labels.items()}
+    return {s.label: s.name for s in from_dataset_json(p, resolve=False)}
 
 
 def prediction_sources(folders: list[Path], rr) -> tuple[list[PredictionSource], list[str]]:
     """Decide, per task class, which folder predicts it; returns the sources and problems."""
-    from ..errors import OntologyError
+    from ..errors import OntologyError, SpecError
 
     problems: list[str] = []
     taken: set[str] = set()
@@ -68,7 +68,11 @@ def prediction_sources(folders: list[Path], rr) -> tuple[list[PredictionSource],
         if not f.is_dir():
             problems.append(f"prediction folder {f} does not exist")
             continue
-        names = _folder_labels(f)
+        try:
+            names = _folder_labels(f)
+        except SpecError as e:
+            problems.append(str(e))
+            continue
         notes: list[str] = []
         if names is None:
             names = {rr.value[c]: c for c in rr.ids}
@@ -111,11 +115,15 @@ class PseudoJob:
     sources: list[tuple[str, list[int], list[str]]]  # (folder, value map, classes)
     out: str
 
+    @property
+    def key(self) -> str:
+        return self.case_id
 
+
+@unit_job
 def _merge_case(job: PseudoJob) -> dict[str, Any]:
     from ..geometry import align_to, grid_mismatch
     from ..io import read_volume, write_nifti
-    from .cases import load_unit
     from .labels import merged_labels
     from .rules import VoxelRules
 
@@ -127,7 +135,7 @@ def _merge_case(job: PseudoJob) -> dict[str, Any]:
     if data.atoms is None:
         data = load_unit(u, recipe.source, with_images=True)
     shape = data.atoms.shape if data.atoms is not None else data.shape
-    dtype = np.uint8 if rr.ignore_value <= 255 else np.uint16
+    dtype = rr.label_dtype
     combined = np.zeros(shape, dtype=dtype)
     used: dict[str, str] = {}
     need = set(u.unknown)
@@ -186,10 +194,9 @@ def make_pseudolabels(
     progress: Callable[[int, int], None] | None = None,
 ) -> PseudoResult:
     """Merge ``predictions`` with the ground truth for every training case of ``recipe`` into ``out``."""
-    from .. import __version__, parallel
+    from .. import __version__
     from ..catalog import now
     from ..io import write_text
-    from .cases import plan_export
     from .problems import export_error
 
     plan = plan_export(catalog, recipe, for_pseudolabel=True)
@@ -203,21 +210,8 @@ def make_pseudolabels(
     rdump = recipe.model_dump(mode="json")
     src = [(str(s.folder.resolve()), s.value_map.tolist(), s.classes) for s in sources]
     jobs = [PseudoJob(u, cid, rdump, src, str(out)) for u in plan.train_units() for cid in u.case_ids]
-    cases: dict[str, dict] = {}
-    done = 0
-    for job, ok, res in parallel.run(_merge_case, jobs, workers=workers or 1):
-        done += 1
-        if progress:
-            progress(done, len(jobs))
-        if not ok:
-            if isinstance(res, (SatdsError, CaseError, OSError, ValueError)):
-                problems.append(f"{job.case_id}: {res}")
-                continue
-            raise res
-        if res["problems"]:
-            problems += res["problems"]
-            continue
-        cases[job.case_id] = {k: v for k, v in res.items() if k != "problems"}
+    by_case, problems = run_unit_jobs(_merge_case, jobs, workers, progress)
+    cases = {cid: {k: v for k, v in res.items() if k != "problems"} for cid, res in by_case.items()}
     if problems:
         raise export_error(recipe, problems)
     notes = [n for s in sources for n in s.notes]

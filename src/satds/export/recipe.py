@@ -183,6 +183,7 @@ class ResolvedRecipe:
 
     @property
     def label_dtype(self) -> str:
+        """The dtype of every label map of the task (the ignore value N+1 included): uint8 up to 254 classes."""
         return "uint8" if self.ignore_value <= 255 else "uint16"
 
     def regions(self) -> tuple[dict[str, object], list[int]]:

@@ -138,7 +138,6 @@ class CrossPatchTransformer(nn.Module):
         if bottleneck[axis] % 2:
             raise ValueError(f"the bottleneck has {bottleneck[axis]} positions along axis {axis}; CPTM needs an even number (two halves)")
         self.axis, self.bottleneck = axis, tuple(bottleneck)
-        self.heads = heads
         self.blocks = nn.ModuleList(CPTMBlock(dim, heads, ratio, axis) for _ in range(blocks))
         code = sinusoidal_3d(self.bottleneck, dim).T.reshape(dim, *self.bottleneck)
         self.register_buffer("position", code, persistent=False)  # (C, d0, d1, d2)
@@ -197,11 +196,13 @@ class CPTMNet(nn.Module):
         o1, o2, o3 = out.split(b, 0)
         return torch.cat([o1.narrow(d, 0, s), o2, o3.narrow(d, self.patch - s, s)], d)
 
-    def middle(self, t: torch.Tensor) -> torch.Tensor:
-        """The middle patch of a window-sized tensor (a target, or full-window logits)."""
-        d = 2 + self.axis
-        n = t.shape[d]
-        return t.narrow(d, n // 4, n // 2)
+
+def middle(t: torch.Tensor, axis: int) -> torch.Tensor:
+    """The middle patch of a window-sized tensor (N, C, *spatial) along spatial ``axis``: a target, or full-window
+    logits (the window is 2P, the middle patch its half-overlapping P in the middle)."""
+    d = 2 + axis
+    n = t.shape[d]
+    return t.narrow(d, n // 4, n // 2)
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -67,7 +67,10 @@ def scored_labels(admits: torch.Tensor) -> torch.Tensor:
 
 def marginal_ce(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor) -> torch.Tensor:
     """Mean over voxels of ``-log sum_{k admitted} p_k`` (plain cross-entropy where only the label is admitted)."""
-    lsm = torch.log_softmax(logits.float(), 1)
+    return _marginal_ce(torch.log_softmax(logits.float(), 1), target, admits)
+
+
+def _marginal_ce(lsm: torch.Tensor, target: torch.Tensor, admits: torch.Tensor) -> torch.Tensor:
     merged = torch.logsumexp(lsm.masked_fill(~_admitted(target, admits), float("-inf")), 1)
     return -merged.mean()
 
@@ -82,8 +85,11 @@ def _reduce(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def marginal_dice(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor, *, batch_dice: bool = False, smooth: float = SMOOTH) -> torch.Tensor:
     """nnU-Net's soft Dice loss (negative, background excluded) on the marginal probabilities of each label."""
     p = torch.softmax(logits.float(), 1)
+    return _marginal_dice(p, _onehot(target, p.shape[1]), admits, batch_dice, smooth)
+
+
+def _marginal_dice(p: torch.Tensor, gt: torch.Tensor, admits: torch.Tensor, batch_dice: bool, smooth: float) -> torch.Tensor:
     q = torch.einsum("byk,bk...->by...", admits.to(p.dtype), p)
-    gt = _onehot(target, p.shape[1])
     axes = tuple(range(2, p.ndim))
     inter, s_pred, s_gt = (q * gt).sum(axes), q.sum(axes), gt.sum(axes)
     scored = scored_labels(admits)
@@ -98,7 +104,10 @@ def marginal_dice(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tens
 
 def exclusion_mask(target: torch.Tensor, admits: torch.Tensor, n: int) -> torch.Tensor:
     """(B, C, *spatial) float: ``e[b, k]`` = 1 where case ``b``'s label is an annotated class that excludes ``k``."""
-    gt = _onehot(target, n)
+    return _exclusion_mask(_onehot(target, n), admits)
+
+
+def _exclusion_mask(gt: torch.Tensor, admits: torch.Tensor) -> torch.Tensor:
     sources = scored_labels(admits)
     sources[:, 0] = False
     # negatives[b, y, k]: voxels labelled y are not class k (y a foreground label of its own that does not admit k)
@@ -117,7 +126,10 @@ def exclusion(logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor, 
     oppose for an unannotated class, so satds's trainer uses the CE form by default.
     """
     p = torch.softmax(logits.float(), 1)
-    e = exclusion_mask(target, admits, p.shape[1])
+    return _exclusion(p, exclusion_mask(target, admits, p.shape[1]), form, batch_dice, smooth)
+
+
+def _exclusion(p: torch.Tensor, e: torch.Tensor, form: str, batch_dice: bool, smooth: float) -> torch.Tensor:
     axes = tuple(range(2, p.ndim))
     s_neg = e.sum(axes)
     if form == "ce":
@@ -152,9 +164,13 @@ class PartialLabelLoss(nn.Module):
         self.admits: torch.Tensor | None = None
 
     def single(self, logits: torch.Tensor, target: torch.Tensor, admits: torch.Tensor) -> torch.Tensor:
-        out = marginal_ce(logits, target, admits) + marginal_dice(logits, target, admits, batch_dice=self.batch_dice)
+        """The loss of one output: softmax, log-softmax and the one-hot target computed once for every term."""
+        x = logits.float()
+        p = torch.softmax(x, 1)
+        gt = _onehot(target, p.shape[1])
+        out = _marginal_ce(torch.log_softmax(x, 1), target, admits) + _marginal_dice(p, gt, admits, self.batch_dice, SMOOTH)
         if self.exclusion_weight:
-            out = out + self.exclusion_weight * exclusion(logits, target, admits, form=self.exclusion_form, batch_dice=self.batch_dice)
+            out = out + self.exclusion_weight * _exclusion(p, _exclusion_mask(gt, admits), self.exclusion_form, self.batch_dice, SMOOTH)
         return out
 
     def forward(self, output, target) -> torch.Tensor:

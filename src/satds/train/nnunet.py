@@ -31,7 +31,6 @@ from ..errors import SatdsError
 
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
 PLAN_STAMP = "satds_plan.json"
-CLASS_STATUS = "class_status.json"  # written by the export (satds.export.class_status)
 
 Echo = Callable[[str], None]
 
@@ -152,6 +151,12 @@ def ensure_export(catalog, recipe, paths: NnunetPaths, *, force: bool = False, p
     return folder, True
 
 
+def _export_key(folder_raw: Path) -> str | None:
+    from ..export.nnunet import PROVENANCE
+
+    return json.loads((folder_raw / PROVENANCE).read_text()).get("export_key")
+
+
 def plan_configs(config: str) -> list[str]:
     return ["3d_fullres", "3d_lowres"] if config == "3d_cascade_fullres" else [config]
 
@@ -162,7 +167,7 @@ def needs_plan(folder_raw: Path, paths: NnunetPaths, config: str) -> bool:
     if not (pre / "nnUNetPlans.json").exists() or not stamp.exists():
         return True
     s = json.loads(stamp.read_text())
-    key = json.loads((folder_raw / "satds_export.json").read_text()).get("export_key")
+    key = _export_key(folder_raw)
     return s.get("export_key") != key or not set(plan_configs(config)) <= set(s.get("configs", []))
 
 
@@ -171,7 +176,7 @@ def plan_and_preprocess(folder_raw: Path, dataset_id: int, paths: NnunetPaths, c
     cmd = [nnunet_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "--verify_dataset_integrity", "-c", *cfgs, "-np", *[str(max(1, processes))] * len(cfgs), "-npfp", str(max(1, processes))]
     run_command(cmd + (extra or []), paths.env(processes=max(1, processes)), echo)  # the planner needs >= 1 thread
     pre = paths.preprocessed / folder_raw.name
-    key = json.loads((folder_raw / "satds_export.json").read_text()).get("export_key")
+    key = _export_key(folder_raw)
     stamp = pre / PLAN_STAMP
     old = json.loads(stamp.read_text()) if stamp.exists() else {}
     configs = sorted(set(cfgs) | (set(old.get("configs", [])) if old.get("export_key") == key else set()))
@@ -198,6 +203,8 @@ def install_splits(folder_raw: Path, paths: NnunetPaths, fold: str, echo: Echo =
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     echo(f"splits_final.json ({len(splits)} grouped folds) -> {dst}")
+    from ..export.class_status import CLASS_STATUS
+
     status = folder_raw / CLASS_STATUS
     if status.exists():
         shutil.copyfile(status, dst.parent / CLASS_STATUS)

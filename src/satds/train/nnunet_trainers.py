@@ -27,11 +27,12 @@ from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
+from ..export.class_status import CLASS_STATUS
+from .cptm import middle
 from .losses import PartialLabelLoss, admits_matrix
 from .plans import CPTM_KEY, build_cptm_network, cptm_plans, tiny_plans
 
 CUDA = torch.device("cuda")
-CLASS_STATUS = "class_status.json"  # satds.export.class_status.CLASS_STATUS (not imported: the export package is not needed here)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -73,13 +74,18 @@ class nnUNetTrainer_Satds(nnUNetTrainer):
         return super().perform_actual_validation(save_probabilities)
 
 
-class nnUNetTrainer_SatdsSmoke(nnUNetTrainer_Satds):
-    """The smallest honest training: a tiny network, 1 epoch of 2 iterations, 1 validation iteration, no mirroring
-    at test time. For CI and for checking a whole loop on a CPU; the model is useless, the loop is real."""
+class _Smoke:
+    """The smoke settings, mixed in before a satds trainer: a tiny network, 1 epoch of 2 iterations, 1 validation
+    iteration, no mirroring at test time (the class names stay nnU-Net's way to find a trainer and its checkpoints)."""
 
     epochs, iterations, val_iterations = 1, 2, 1
     tiny = True
     mirror_at_inference = False
+
+
+class nnUNetTrainer_SatdsSmoke(_Smoke, nnUNetTrainer_Satds):
+    """The smallest honest training: a tiny network, 1 epoch of 2 iterations, 1 validation iteration, no mirroring
+    at test time. For CI and for checking a whole loop on a CPU; the model is useless, the loop is real."""
 
 
 class nnUNetTrainer_SatdsShort(nnUNetTrainer_Satds):
@@ -158,12 +164,8 @@ class nnUNetTrainer_SatdsMargExc(nnUNetTrainer_Satds):
         return super().validation_step(batch)
 
 
-class nnUNetTrainer_SatdsMargExcSmoke(nnUNetTrainer_SatdsMargExc):
+class nnUNetTrainer_SatdsMargExcSmoke(_Smoke, nnUNetTrainer_SatdsMargExc):
     """:class:`nnUNetTrainer_SatdsMargExc` on the smoke schedule and tiny network."""
-
-    epochs, iterations, val_iterations = 1, 2, 1
-    tiny = True
-    mirror_at_inference = False
 
 
 # ---------------------------------------------------------------------- cross-patch transformer
@@ -189,14 +191,9 @@ class nnUNetTrainer_SatdsCPTM(nnUNetTrainer_Satds):
     def cptm(self) -> dict:
         return self.configuration_manager.configuration[CPTM_KEY]
 
-    def _middle(self, t: torch.Tensor) -> torch.Tensor:
-        d = 2 + self.cptm["axis"]
-        n = t.shape[d]
-        return t.narrow(d, n // 4, n // 2)
-
     def _middle_batch(self, batch: dict) -> dict:
-        target = batch["target"]
-        target = [self._middle(t) for t in target] if isinstance(target, list) else self._middle(target)
+        target, axis = batch["target"], self.cptm["axis"]
+        target = [middle(t, axis) for t in target] if isinstance(target, list) else middle(target, axis)
         return {**batch, "target": target}
 
     def train_step(self, batch: dict) -> dict:
@@ -237,25 +234,8 @@ class nnUNetTrainer_SatdsCPTM(nnUNetTrainer_Satds):
         return gen_tr, gen_val
 
 
-class nnUNetTrainer_SatdsCPTMSmoke(nnUNetTrainer_SatdsCPTM):
+class nnUNetTrainer_SatdsCPTMSmoke(_Smoke, nnUNetTrainer_SatdsCPTM):
     """:class:`nnUNetTrainer_SatdsCPTM` on the smoke schedule and tiny network (CPTM with 1 block, 2 heads)."""
 
-    epochs, iterations, val_iterations = 1, 2, 1
-    tiny = True
-    mirror_at_inference = False
     cptm_blocks, cptm_heads = 1, 2
 
-
-#: Every trainer satds ships, by name (what ``satds train --trainer`` accepts besides nnU-Net's own).
-SATDS_TRAINERS = {
-    c.__name__: c
-    for c in (
-        nnUNetTrainer_Satds,
-        nnUNetTrainer_SatdsSmoke,
-        nnUNetTrainer_SatdsShort,
-        nnUNetTrainer_SatdsMargExc,
-        nnUNetTrainer_SatdsMargExcSmoke,
-        nnUNetTrainer_SatdsCPTM,
-        nnUNetTrainer_SatdsCPTMSmoke,
-    )
-}

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import SpecError
 from .nnunet import Echo, NnunetPaths, TrainError, _print, model_folder, run_command
@@ -54,11 +54,24 @@ class ModelSpec(BaseModel):
     smoke_trainer: str = "nnUNetTrainer_SatdsSmoke"
 
 
+def _spliced(v):
+    """A list of class names in which an item may itself be a list, spliced in: a YAML alias of another list
+    (``[*vertebrae, sacrum]``; YAML has no list concatenation)."""
+    if isinstance(v, list):
+        return [x for item in v for x in (item if isinstance(item, list) else [item])]
+    return v
+
+
 class Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     classes: list[str] = Field(min_length=1)
     distance: Literal["hd95", "hd"] = "hd95"
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _splice(cls, v):
+        return _spliced(v)
 
 
 class EvaluationSpec(BaseModel):
@@ -68,6 +81,11 @@ class EvaluationSpec(BaseModel):
     vertebrae: list[str] = Field(default_factory=list)  # identification rate and localisation distance
     max_distance_mm: float = 20.0
     groups: list[Group] = Field(default_factory=list)
+
+    @field_validator("bones", "vertebrae", mode="before")
+    @classmethod
+    def _splice(cls, v):
+        return _spliced(v)
 
 
 class TrainingPipeline(BaseModel):
@@ -136,10 +154,20 @@ def _hash(*parts: Any) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    from ..io import write_text  # atomic: a temporary file renamed over the old one
+
+    write_text(path, json.dumps(data, indent=1, default=str))
+
+
+def _predictions_cover(images: Path, predictions: Path) -> Callable[[], bool]:
+    """A stage's ``done``: every ``<case>_0000.nii.gz`` in ``images`` has its ``<case>.nii.gz`` in ``predictions``."""
+
+    def done() -> bool:
+        imgs = {p.name[: -len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz")}
+        have = {p.name[: -len(".nii.gz")] for p in predictions.glob("*.nii.gz")}
+        return bool(imgs) and imgs <= have
+
+    return done
 
 
 @dataclass
@@ -186,6 +214,15 @@ class PipelineRun:
     def trainer(self, m: ModelSpec) -> str:
         return m.smoke_trainer if self.smoke else m.trainer
 
+    def recipe(self, m: ModelSpec):
+        """The task ``m`` trains on: its recipe, or for the universal model the pseudo-labelled one."""
+        return self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
+
+    @property
+    def predict_processes(self) -> int:
+        """nnU-Net's prediction workers: 0 (its sequential predictor) unless more than one process is allowed."""
+        return self.processes if self.processes > 1 else 0
+
     @property
     def models(self) -> list[ModelSpec]:
         return [*self.p.specialists, self.p.universal]
@@ -215,12 +252,14 @@ class PipelineRun:
         return self.dir / "predictions" / f"test-{task}"
 
     def _model(self, m: ModelSpec) -> Path:
-        r = self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
-        return model_folder(self.paths, r.folder_name, self.trainer(m), self.p.config, self.fold)
+        return model_folder(self.paths, self.recipe(m).folder_name, self.trainer(m), self.p.config, self.fold)
 
     # ------------------------------------------------------------------ the stages
     def stages(self) -> list[Stage]:
         """Every stage with its key (computed from the catalog and the options; nothing runs)."""
+        from ..export.nnunet import PROVENANCE
+        from ..export.pseudofiles import PSEUDO_JSON
+
         p, out = self.p, []
         opts = {"config": p.config, "fold": self.fold, "epochs": self.epochs, "smoke": self.smoke}
         spec_keys: dict[str, str] = {}
@@ -244,9 +283,9 @@ class PipelineRun:
             pred_keys.append(k)
             out.append(Stage(f"predict-{m.task}", f"predict {self.images_recipe.folder_name}/imagesTr with the {m.task} model", k, self._run_predict(m), self._predicted(m)))
         pl_key = _hash("pseudolabel", pred_keys)
-        out.append(Stage("pseudolabel", f"merge the predictions with the ground truth into {self.pseudo_dir}", pl_key, self._run_pseudolabel, lambda: (self.pseudo_dir / "pseudolabels.json").is_file()))
+        out.append(Stage("pseudolabel", f"merge the predictions with the ground truth into {self.pseudo_dir}", pl_key, self._run_pseudolabel, lambda: (self.pseudo_dir / PSEUDO_JSON).is_file()))
         ex_key = _hash("export-universal", pl_key, img_key)
-        out.append(Stage(f"export-{u.task}", f"export {self.pseudo_recipe.folder_name} (pseudo policy)", ex_key, self._run_export_universal, lambda: (self.paths.raw / self.pseudo_recipe.folder_name / "satds_export.json").is_file()))
+        out.append(Stage(f"export-{u.task}", f"export {self.pseudo_recipe.folder_name} (pseudo policy)", ex_key, self._run_export_universal, lambda: (self.paths.raw / self.pseudo_recipe.folder_name / PROVENANCE).is_file()))
         utrain = _hash("train", ex_key, self.trainer(u), opts)
         train_keys[u.task] = utrain
         out.append(Stage(f"train-{u.task}", f"train {self.pseudo_recipe.folder_name} with {self.trainer(u)} (fold {self.fold})", utrain, self._run_train(u), self._trained(u), resumable=True))
@@ -269,8 +308,10 @@ class PipelineRun:
         return run
 
     def _exported(self, recipe, key: str):
+        from ..export.nnunet import PROVENANCE
+
         def done() -> bool:
-            f = self.paths.raw / recipe.folder_name / "satds_export.json"
+            f = self.paths.raw / recipe.folder_name / PROVENANCE
             return f.is_file() and json.loads(f.read_text()).get("export_key") == key
 
         return done
@@ -294,9 +335,8 @@ class PipelineRun:
             from .nnunet import train
 
             is_u = m is self.p.universal
-            recipe = self.pseudo_recipe if is_u else self.recipes[m.task]
             train(
-                recipe, catalog=self.catalog, root=self.paths.root, config=self.p.config, fold=self.fold, trainer=self.trainer(m),
+                self.recipe(m), catalog=self.catalog, root=self.paths.root, config=self.p.config, fold=self.fold, trainer=self.trainer(m),
                 device=self.device, processes=self.processes, pseudo_dir=self.pseudo_dir if is_u else None,
                 continue_training=stage.info.get("continue", False), epochs=self.epochs, echo=self.echo,
             )
@@ -317,18 +357,13 @@ class PipelineRun:
             predict(
                 self.recipes[m.task], out=self._pred_dir(m), root=self.paths.root, input_dir=self._images_folder() / "imagesTr",
                 config=self.p.config, fold=self.fold, trainer=self.trainer(m), device=self.device,
-                processes=self.processes if self.processes > 1 else 0, echo=self.echo,
+                processes=self.predict_processes, echo=self.echo,
             )
 
         return run
 
     def _predicted(self, m: ModelSpec):
-        def done() -> bool:
-            imgs = {p.name[: -len("_0000.nii.gz")] for p in (self._images_folder() / "imagesTr").glob("*_0000.nii.gz")}
-            have = {p.name[: -len(".nii.gz")] for p in self._pred_dir(m).glob("*.nii.gz")}
-            return bool(imgs) and imgs <= have
-
-        return done
+        return _predictions_cover(self._images_folder() / "imagesTr", self._pred_dir(m))
 
     # -- pseudo labels and the universal export
     def _run_pseudolabel(self, stage: Stage):
@@ -347,42 +382,41 @@ class PipelineRun:
 
     # -- test and evaluate
     def _raw(self, m: ModelSpec) -> Path:
-        r = self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
-        return self.paths.raw / r.folder_name
+        return self.paths.raw / self.recipe(m).folder_name
 
     def _run_test(self, m: ModelSpec):
         def run(stage: Stage):
             from .nnunet import predict
 
-            r = self.pseudo_recipe if m is self.p.universal else self.recipes[m.task]
             if not any((self._raw(m) / "imagesTs").glob("*_0000.nii.gz")):
                 raise TrainError(f"{self._raw(m)} has no test images to score the {m.task} model on")
             predict(
-                r, out=self._test_dir(m.task), root=self.paths.root, split="test", config=self.p.config, fold=self.fold, trainer=self.trainer(m),
-                device=self.device, processes=self.processes if self.processes > 1 else 0, echo=self.echo,
+                self.recipe(m), out=self._test_dir(m.task), root=self.paths.root, split="test", config=self.p.config, fold=self.fold,
+                trainer=self.trainer(m), device=self.device, processes=self.predict_processes, echo=self.echo,
             )
 
         return run
 
     def _tested(self, m: ModelSpec):
-        def done() -> bool:
-            imgs = {p.name[: -len("_0000.nii.gz")] for p in (self._raw(m) / "imagesTs").glob("*_0000.nii.gz")}
-            have = {p.name[: -len(".nii.gz")] for p in self._test_dir(m.task).glob("*.nii.gz")}
-            return bool(imgs) and imgs <= have
-
-        return done
+        return _predictions_cover(self._raw(m) / "imagesTs", self._test_dir(m.task))
 
     def _scores(self, m: ModelSpec) -> Path:
         return self.dir / "evaluation" / f"{m.task}.csv"
 
+    def _label_of(self, m: ModelSpec) -> dict[str, int]:
+        """Ontology class id → the label ``satds evaluate --labels`` reports it under, from ``m``'s dataset.json
+        (a region's label is its ``regions_class_order`` entry)."""
+        from ..evaluate.labels import from_dataset_json
+
+        return {s.class_id: s.label for s in from_dataset_json(self._raw(m) / "dataset.json") if s.class_id}
+
     def _labels_of(self, m: ModelSpec, names: list[str]) -> list[int]:
-        """Label values, in ``m``'s dataset.json, of the ontology classes ``names`` (those it has)."""
+        """Labels, in ``m``'s dataset.json, of the ontology classes ``names`` (those it has)."""
         from ..ontology import load_ontology
 
         onto = load_ontology()
-        ids = {onto.resolve(n).id for n in names}
-        dj = json.loads((self._raw(m) / "dataset.json").read_text())
-        return sorted(int(v) for k, v in dj["labels"].items() if k in ids and isinstance(v, int))
+        label_of = self._label_of(m)
+        return sorted({label_of[c] for c in (onto.resolve(n).id for n in names) if c in label_of})
 
     def _run_evaluate(self, m: ModelSpec):
         def run(stage: Stage):
@@ -414,6 +448,7 @@ class PipelineRun:
         vertebra identification rate."""
         import pandas as pd
 
+        from ..evaluate.aggregate import class_means
         from ..ontology import load_ontology
 
         onto = load_ontology()
@@ -423,13 +458,13 @@ class PipelineRun:
             if not f.is_file():
                 continue
             df = pd.read_csv(f)
-            dj = json.loads((self._raw(m) / "dataset.json").read_text())
-            value_of = {k: v for k, v in dj["labels"].items() if isinstance(v, int)}
-            # classes present in the reference only (as satds evaluate's means and CTSpine1K's protocol)
-            means = df[df["ref_ml"] > 0].groupby("label")[["dsc", "hd95", "hd"]].mean(numeric_only=True)
+            label_of = self._label_of(m)
+            # satds evaluate's class means over the cases whose reference holds the class (CTSpine1K's protocol
+            # too): one mean over all cases, as the paper's tables, not a macro mean over datasets
+            means = class_means(df.drop(columns="dataset", errors="ignore"), ("dsc", "hd95", "hd"), by=("label",)).set_index("label")
             row: dict = {"trainer": self.trainer(m), "cases": int(df["case"].nunique()), "groups": {}}
             for g in self.p.evaluation.groups:
-                labels = [value_of[c] for c in (onto.resolve(n).id for n in g.classes) if c in value_of]
+                labels = [label_of[c] for c in (onto.resolve(n).id for n in g.classes) if c in label_of]
                 sel = means.loc[[lab for lab in labels if lab in means.index]]
                 if sel.empty:
                     continue
