@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
 import fcntl
 import json
 import os
@@ -26,11 +25,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import CatalogError
+from ..errors import DISK_FULL, CatalogError
 from . import parts as _parts
 from .schema import TABLES, schema
-
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 _gen_lock = threading.Lock()
 _last_gen = 0
@@ -161,7 +158,7 @@ class Catalog:
             os.replace(tmp, final)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            if e.errno in _DISK_FULL:
+            if e.errno in DISK_FULL:
                 raise CatalogError(
                     f"disk full: cannot write a part of table {table} in {d} ({os.strerror(e.errno)}). "
                     "Nothing was half-written; free some space and run the command again: it resumes where it stopped."

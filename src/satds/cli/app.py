@@ -8,7 +8,6 @@ in a file name is shown, not taken for console markup.
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from pathlib import Path
@@ -19,14 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
-
 
 class _Errors(TyperGroup):
     """The top-level group: turns the errors a user can act on into one clear line."""
 
     def invoke(self, ctx: Any) -> Any:
-        from ..errors import SatdsError
+        from ..errors import DISK_FULL, SatdsError
 
         started = time.monotonic()
         try:
