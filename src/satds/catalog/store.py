@@ -146,18 +146,15 @@ class Catalog:
         return self._write(table, tbl)
 
     def _write(self, table: str, tbl: pa.Table, replaces: list[str] | tuple[str, ...] = ()) -> Path:
+        from ..io.atomic import atomic_path
+
         d = self.table_dir(table)
         final = d / f"part-{new_gen():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = d / f".{final.name}.tmp"
         try:
-            d.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            # fsync: the rename must never publish a part whose bytes are not on disk.
+            with atomic_path(final, fsync=True) as tmp, open(tmp, "wb") as f:
                 pq.write_table(tbl.replace_schema_metadata(_parts.footer(table, replaces)), f, compression="zstd")
-                f.flush()
-                os.fsync(f.fileno())  # the rename must never publish a part whose bytes are not on disk
-            os.replace(tmp, final)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             if e.errno in DISK_FULL:
                 raise CatalogError(
                     f"disk full: cannot write a part of table {table} in {d} ({os.strerror(e.errno)}). "
