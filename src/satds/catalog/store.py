@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -119,10 +119,6 @@ class Catalog:
     def live_parts(self, table: str) -> list[_parts.Part]:
         """The table's current parts with what their footers say (parts a merge replaced are left out)."""
         return _parts.scan(self.table_dir(table), table)[0]
-
-    def problems(self, tables: Iterable[str] | None = None) -> list[_parts.Part]:
-        """Current parts that reads refuse: damaged, foreign, or of another table (footers only)."""
-        return [p for t in (tables or TABLES) for p in self.live_parts(t) if p.problem]
 
     # ------------------------------------------------------------------ writing
     def write(self, table: str, rows: Iterable[Mapping[str, Any]] | pa.Table) -> Path | None:
@@ -272,13 +268,23 @@ def diagnose(error: BaseException, roots: Iterable[str | os.PathLike] | None = N
         return None
     roots = [str(r) for r in roots] if roots is not None else [r for r, t in reversed(_opened.items()) if t >= since]
     for root in roots:
-        bad = [b for b in check(Catalog(root)) if b.problem.startswith("damaged")]
+        bad = [b for b in check(Catalog(root)) if not b.foreign]
         if bad:
-            return refusal(Path(root), [_parts.Part(b.path, problem=b.problem) for b in bad])
+            return refusal(Path(root), bad)
     return None
 
 
-def refusal(root: Path, bad: list[_parts.Part]) -> str:
+class _Refused(Protocol):
+    """A part a read refuses: a :class:`~.parts.Part` with a problem, or a :class:`~.repair.BadPart`."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def problem(self) -> str | None: ...
+
+
+def refusal(root: Path, bad: Sequence[_Refused]) -> str:
     """The error a read gives when the catalog holds parts it will not merge."""
     lines = [f"  {p.path.parent.name}/{p.path.name}: {p.problem}" for p in bad[:10]]
     if len(bad) > 10:
