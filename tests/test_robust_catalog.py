@@ -80,6 +80,29 @@ def test_part_garbled_behind_an_intact_footer_is_named_when_read(ingested):
     assert [(b.path, b.problem.split(" (")[0]) for b in check(cat)] == [(part, "damaged: its data cannot be read")]
 
 
+def test_a_users_sql_error_is_said_as_it_is_without_reading_every_part(ingested):
+    # A failed cast is the query's own error, never a damaged file's: no full read of the catalog (which
+    # would take minutes on a large one), and no blame on a damaged part the query did not touch.
+    import duckdb
+
+    from satds.catalog.store import diagnose
+
+    _, cat = ingested
+    [part] = cat.parts("annotations")
+    raw = bytearray(part.read_bytes())
+    raw[60:400] = bytes(b ^ 0x5A for b in raw[60:400])  # data pages garbled, footer intact
+    part.write_bytes(bytes(raw))
+    with pytest.raises(duckdb.ConversionException) as typo:
+        duckdb.connect().execute("SELECT 'a'::INT")
+    assert diagnose(typo.value, [cat.root]) is None
+    r = runner.invoke(app, ["query", "SELECT 'a'::INT", "-C", str(cat.root)])
+    assert r.exit_code == 1 and "Could not convert string 'a' to INT32" in r.output and "damaged" not in r.output, r.output
+    # What DuckDB raises on a garbled page still leads to the part.
+    with pytest.raises(duckdb.Error) as bad:
+        cat.connect().execute("SELECT * FROM annotations").fetchall()
+    assert f"annotations/{part.name}: damaged: its data cannot be read" in diagnose(bad.value, [cat.root])
+
+
 def test_lost_datasets_part_is_found_by_comparing_tables(ingested):
     liver, cat = ingested
     [part] = cat.parts("datasets")
