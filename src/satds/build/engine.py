@@ -72,7 +72,7 @@ def build(
     from ..errors import SatdsError
 
     cfg = config or BuildConfig()
-    if not catalog.root.is_dir():
+    if not catalog.exists():
         raise SatdsError(f"no catalog at {catalog.root} (satds ingest creates one)")
     # Paths stored in the catalog are absolute: a catalog must read the same from any working folder.
     out = (Path(out_dir) if out_dir else catalog.root / "normalised").expanduser().resolve()

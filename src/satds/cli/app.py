@@ -102,12 +102,12 @@ def catalog_dir(value: Path | None, *, must_exist: bool = True) -> Path:
 
 
 def require_catalog(path: Path, origin: str = "--catalog") -> None:
-    """Exit with a clear error unless ``path`` is a satds catalog (a folder holding at least one table)."""
-    from ..catalog.schema import TABLES
+    """Exit with a clear error unless ``path`` is a satds catalog (:meth:`satds.catalog.Catalog.exists`)."""
+    from ..catalog import Catalog
 
     if not path.is_dir():
         raise fail(f"no catalog at {path.absolute()} (from {origin}); `satds ingest` creates one, other commands read an existing one")
-    if not any((path / t).is_dir() for t in TABLES):
+    if not Catalog(path).exists():
         raise fail(f"{path.absolute()} (from {origin}) is not a satds catalog: it holds none of the catalog's tables")
 
 
