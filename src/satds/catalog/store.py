@@ -367,6 +367,27 @@ def _register_ontology(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE VIEW ontology AS SELECT * FROM _ontology_arrow")
 
 
+def dataset_problems(con: duckdb.DuckDBPyConnection, keys: Iterable[str], root: str | os.PathLike) -> list[str]:
+    """Why each of ``keys`` (lower-case dataset keys) cannot be selected in the catalog at ``root`` that
+    ``con`` reads: a key satds does not know (with the close ones), or a dataset not ingested there.
+    Empty when every key is an ingested dataset."""
+    from ..errors import SpecError
+    from ..specs import get_spec
+
+    known = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
+    problems = []
+    for k in keys:
+        if k in known:
+            continue
+        try:
+            get_spec(k)
+        except SpecError as e:
+            problems.append(f"dataset {k!r} is not in the catalog {root}: {e}")
+            continue
+        problems.append(f"dataset {k!r} is not in the catalog {root} (ingested: {', '.join(sorted(known)) or 'none'}); run `satds ingest {k} --root DIR` first")
+    return problems
+
+
 def restrict_files(con: duckdb.DuckDBPyConnection, root: str | os.PathLike) -> None:
     """Let SQL on ``con`` open files only inside the catalog folder (reads of its parts; a ``COPY`` into
     it, which the next read refuses as foreign), and lock that setting."""

@@ -111,35 +111,14 @@ def require_catalog(path: Path, origin: str = "--catalog") -> None:
         raise fail(f"{path.absolute()} (from {origin}) is not a satds catalog: it holds none of the catalog's tables")
 
 
-def dataset_keys(value: str | None, catalog: Path) -> list[str] | None:
-    """``--datasets a,b`` as keys, each a dataset ingested in ``catalog``; otherwise an error per key that
-    says whether it is unknown (with close keys) or known but not ingested."""
+def dataset_keys(value: str | None) -> list[str] | None:
+    """``--datasets a,b`` as lower-case keys, each once (None: the option was not given). The engines say
+    which keys are not datasets of the catalog (:func:`satds.catalog.store.dataset_problems`)."""
     if value is None:
         return None
     keys = list(dict.fromkeys(k.strip().lower() for k in value.split(",") if k.strip()))
     if not keys:
         raise fail("--datasets is empty: give comma-separated dataset keys")
-    from ..catalog import Catalog
-    from ..errors import SpecError
-    from ..specs import get_spec
-
-    con = Catalog(catalog).connect()
-    try:
-        known = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
-    finally:
-        con.close()
-    problems = []
-    for k in keys:
-        if k in known:
-            continue
-        try:
-            get_spec(k)
-        except SpecError as e:
-            problems.append(str(e))
-            continue
-        problems.append(f"dataset {k!r} is not in the catalog {catalog} (ingested: {', '.join(sorted(known)) or 'none'}); run `satds ingest {k} --root DIR` first")
-    if problems:
-        raise fail("; ".join(problems))
     return keys
 
 

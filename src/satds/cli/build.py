@@ -62,7 +62,7 @@ def build_cmd(
     except Exception as e:
         raise fail(str(e))
     root = catalog_dir(catalog)
-    keys = dataset_keys(datasets, root)
+    keys = dataset_keys(datasets)
     cat = Catalog(root)
     with Progress(TextColumn("build"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("build", total=None)
