@@ -51,6 +51,18 @@ def test_markup_in_file_names_and_values_is_printed_as_is(liver, tmp_path):
     assert r.exit_code == 1 and "[/x]" in r.output and "Traceback" not in r.output
 
 
+def test_the_demo_prints_its_folders_as_they_are(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from satds.demo import add_real_scans
+
+    out = Console(file=io.StringIO(), width=400)
+    add_real_scans(tmp_path / "demo[/x]", out)  # a closing tag in the demo's folder: MarkupError if taken for markup
+    assert f"real scan added to btcv                 → {tmp_path}/demo[/x]/btcv" in out.file.getvalue()
+
+
 def _nifti_with_odd_extension(path) -> None:
     """A NIfTI whose header extension is 20 bytes long (not a multiple of 16): nibabel warns on reading."""
     raw = gzip.decompress(path.read_bytes())
