@@ -68,8 +68,7 @@ def _main(
 ) -> None:
     from .. import log
 
-    done = log.setup(verbose)
-    path = os.environ[log.LOG_ENV]
+    path, done = log.setup(verbose)
 
     def close() -> None:
         if done() > 0 and not verbose:
