@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from satds.catalog import Catalog
 from satds.ingest import ingest
 from satds.phantoms import generate
@@ -127,3 +129,18 @@ def _die_on_3(x: int) -> int:
         os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does
     time.sleep(0.05)
     return x * x
+
+
+def test_a_case_that_kills_its_dask_worker_says_how_dask_tried_it():
+    # Dask retries a task whose worker died as its scheduler's allowed-failures says (none here), never
+    # alone as the local pool does: the message must not claim a retry alone.
+    pytest.importorskip("distributed")
+    import dask
+
+    from satds import parallel
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        [(item, ok, err)] = list(parallel.run(os._exit, [9], workers=1, executor="dask"))  # the worker process exits
+    assert (item, ok, type(err).__name__) == (9, False, "WorkerDied")
+    assert str(err).startswith("worker died: the process working on this case was killed (out of memory?)")
+    assert "alone" not in str(err) and "allowed-failures" in str(err)

@@ -2,7 +2,8 @@
 
 Results come back as they finish, so callers can write them to the catalog in batches and a killed
 run loses at most the last batch. Exceptions are returned, not raised: one bad item never stops a run,
-nor does a worker process the system kills (its item is retried alone, then recorded as failed).
+nor does a worker process the system kills (its item is retried alone, then recorded as failed; on Dask,
+retried as the scheduler's ``allowed-failures`` says).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import WorkerDied
 
 DIED = "worker died: the process working on this case was killed (out of memory?), once among others and once alone"
+# Dask retries a task whose worker died on another worker, up to the scheduler's allowed-failures, then gives up.
+DIED_DASK = "worker died: the process working on this case was killed (out of memory?), on every try Dask allows (distributed.scheduler.allowed-failures)"
 
 
 def default_workers() -> int:
@@ -182,7 +185,7 @@ def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) ->
             try:
                 ok, res = fut.result()
             except BaseException as e:
-                ok, res = False, WorkerDied(DIED) if type(e).__name__ == "KilledWorker" else e
+                ok, res = False, WorkerDied(DIED_DASK) if type(e).__name__ == "KilledWorker" else e
             yield x, ok, res
     finally:
         client.close()
