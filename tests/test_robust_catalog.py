@@ -16,7 +16,7 @@ from satds.cli import app
 from satds.ingest import ingest
 from satds.phantoms import generate
 
-from _robust import digest, satds_env
+from _robust import satds_env, tree_digest
 
 runner = CliRunner()
 
@@ -39,7 +39,7 @@ def ingested(tmp_path):
 
 def test_truncated_part_is_named_then_quarantined_and_reingest_restores_it(ingested):
     liver, cat = ingested
-    before = digest(liver)
+    before = tree_digest(liver)
     want = count(cat, "SELECT scan_id, class_id, voxels FROM annotations ORDER BY 1, 2")
     [part] = cat.parts("annotations")
     part.write_bytes(part.read_bytes()[:300])  # a copy cut short
@@ -60,7 +60,7 @@ def test_truncated_part_is_named_then_quarantined_and_reingest_restores_it(inges
     assert (s.scans, s.reused) == (3, 0)
     assert count(cat, "SELECT scan_id, class_id, voxels FROM annotations ORDER BY 1, 2") == want
     assert runner.invoke(app, ["catalog", "check", "-C", str(cat.root)]).exit_code == 0
-    assert digest(liver) == before
+    assert tree_digest(liver) == before
 
 
 def test_part_garbled_behind_an_intact_footer_is_named_when_read(ingested):
@@ -205,7 +205,7 @@ def _unshare_works() -> bool:
 def test_disk_full_is_said_clearly_and_the_catalog_stays_consistent(ingested, tmp_path):
     liver, cat = ingested
     spleen = generate("msd_spleen", tmp_path / "Task09_Spleen")
-    before = digest(liver) | digest(spleen)
+    before = (tree_digest(liver), tree_digest(spleen))
     mnt = tmp_path / "disk"
     mnt.mkdir()
     satds = f"{sys.executable} -m satds"
@@ -234,4 +234,4 @@ def test_disk_full_is_said_clearly_and_the_catalog_stays_consistent(ingested, tm
     assert full.split("temp files")[1].split() == ["dataset,count_star()", "msd_liver,3"]
     # Space freed: the same command goes through.
     assert freed.split() == ["dataset,count_star()", "msd_liver,3", "msd_spleen,2"]
-    assert digest(liver) | digest(spleen) == before
+    assert (tree_digest(liver), tree_digest(spleen)) == before

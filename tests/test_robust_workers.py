@@ -20,7 +20,7 @@ from satds.catalog import Catalog
 from satds.ingest import ingest
 from satds.phantoms import generate
 
-from _robust import digest, satds_env
+from _robust import satds_env, tree_digest
 
 
 class Killer(threading.Thread):
@@ -70,7 +70,7 @@ def _pipe_instead_of(path: Path) -> None:
 def test_a_killed_ingest_worker_fails_its_case_and_the_run_goes_on(tmp_path):
     liver = generate("msd_liver", tmp_path / "Task03_Liver")
     _pipe_instead_of(liver / "imagesTr/liver_1.nii.gz")
-    before = digest(liver)
+    before = tree_digest(liver)
     killer = Killer(liver / "imagesTr/liver_1.nii.gz")
     killer.start()
     try:
@@ -89,7 +89,7 @@ def test_a_killed_ingest_worker_fails_its_case_and_the_run_goes_on(tmp_path):
     assert con.execute('SELECT "case", file, error_type, stage FROM failures').fetchall() == [("liver_1", "imagesTr/liver_1.nii.gz", "WorkerDied", "ingest")]
     assert sorted(con.execute("SELECT case_id FROM scans").fetchall()) == [("liver_0",), ("liver_7",)]
     assert con.execute("SELECT count(*) FROM annotations").fetchone()[0] == 4
-    assert digest(liver) == before
+    assert tree_digest(liver) == before
 
 
 def test_a_killed_build_worker_fails_its_scan_and_the_build_goes_on(tmp_path):
