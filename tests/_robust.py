@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-import satds
+import satds as _package
 
 
 def tree_digest(root) -> dict[str, str]:
@@ -32,6 +34,11 @@ def flat(result) -> str:
 
 def satds_env(**extra: str) -> dict:
     """The environment for a ``python -m satds`` subprocess: this satds first on the path."""
-    src = str(Path(satds.__file__).resolve().parents[1])
+    src = str(Path(_package.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def satds(*args, env: dict | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """The real command in its own process (its stderr is the real stderr, workers included), text captured."""
+    return subprocess.run([sys.executable, "-m", "satds", *map(str, args)], capture_output=True, text=True, env=env or satds_env(), timeout=timeout, **kw)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from satds.cli import app
 from satds.phantoms import generate
 
-from _robust import satds_env
+from _robust import satds, satds_env
 
 runner = CliRunner()
 
@@ -24,11 +24,6 @@ runner = CliRunner()
 @pytest.fixture
 def liver(tmp_path):
     return generate("msd_liver", tmp_path / "Task03_Liver")
-
-
-def satds(*args, env=None, **kw) -> subprocess.CompletedProcess:
-    """The real command in its own process (its stderr is the real stderr, workers included)."""
-    return subprocess.run([sys.executable, "-m", "satds", *map(str, args)], capture_output=True, text=True, env=env or satds_env(), timeout=300, **kw)
 
 
 def test_markup_in_file_names_and_values_is_printed_as_is(liver, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from satds.catalog import Catalog
 from satds.ingest import ingest
 from satds.phantoms import generate
 
-from _robust import satds_env, tree_digest
+from _robust import satds, tree_digest
 
 
 class Killer(threading.Thread):
@@ -74,10 +73,7 @@ def test_a_killed_ingest_worker_fails_its_case_and_the_run_goes_on(tmp_path):
     killer = Killer(liver / "imagesTr/liver_1.nii.gz")
     killer.start()
     try:
-        r = subprocess.run(
-            [sys.executable, "-m", "satds", "ingest", "msd_liver", "--root", str(liver), "-C", str(tmp_path / "cat"), "-w", "2"],
-            capture_output=True, text=True, env=satds_env(), timeout=240,
-        )
+        r = satds("ingest", "msd_liver", "--root", liver, "-C", tmp_path / "cat", "-w", "2", timeout=240)
     finally:
         killer.close()
     assert r.returncode == 0, r.stderr
