@@ -58,6 +58,24 @@ def test_the_demo_prints_its_folders_as_they_are(tmp_path):
     assert f"real scan added to btcv                 → {tmp_path}/demo[/x]/btcv" in out.file.getvalue()
 
 
+def test_a_file_size_limit_is_said_like_a_full_disk(tmp_path):
+    # ulimit -f (RLIMIT_FSIZE) makes a write fail with EFBIG: one clear line, as for ENOSPC, not a traceback.
+    import resource
+    import signal
+
+    from satds.catalog import Catalog
+
+    Catalog(tmp_path / "cat").write("runs", [{"run_id": "r", "command": "test"}])
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    r = satds("query", "SELECT range AS n FROM range(100000)", "-C", tmp_path / "cat", "-f", "csv", "--out", tmp_path / "n.csv", preexec_fn=limit)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "error: disk full (File too large): free some space" in r.stderr
+
+
 def _nifti_with_odd_extension(path) -> None:
     """A NIfTI whose header extension is 20 bytes long (not a multiple of 16): nibabel warns on reading."""
     raw = gzip.decompress(path.read_bytes())
