@@ -127,6 +127,7 @@ def _die_on_3(x: int) -> int:
     return x * x
 
 
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # another cluster on this machine
 def test_a_case_that_kills_its_dask_worker_says_how_dask_tried_it():
     # Dask retries a task whose worker died as its scheduler's allowed-failures says (none here), never
     # alone as the local pool does: the message must not claim a retry alone.

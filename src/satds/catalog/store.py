@@ -109,7 +109,7 @@ class Catalog:
         return f"Catalog({str(self.root)!r})"
 
     def exists(self) -> bool:
-        """Whether a catalog is here: a folder holding at least one table's folder (only ingest makes one)."""
+        """Whether a catalog is here: a folder holding at least one table's folder (`satds ingest` makes one)."""
         return self.root.is_dir() and any((self.root / t).is_dir() for t in TABLES)
 
     def table_dir(self, table: str) -> Path:
