@@ -1,5 +1,6 @@
 """The demo catalog (universal-33 phantoms + the real scans, built and split), made once per test session
-and shared by tests/test_data*.py and tests/test_export_monai*.py."""
+and shared by tests/test_data*.py, tests/test_export_monai*.py and tests/test_universal33.py: they only read
+it (exports go to folders of their own)."""
 
 from __future__ import annotations
 

@@ -10,14 +10,13 @@ from _evaluate_testlib import package_scores
 from satds.evaluate import score_label_maps
 from satds.evaluate.grids import spacing_of
 from satds.evaluate.volumes import read_label_map
-from satds.resources import realdata_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
-def seg():
-    return read_label_map(realdata_dir() / "totalsegmentator-examples" / "seg_small_total.nii.gz")
+def seg(realdata):
+    return read_label_map(realdata / "seg_small_total.nii.gz")
 
 
 def _perturb(ref: np.ndarray) -> np.ndarray:

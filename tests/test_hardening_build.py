@@ -3,8 +3,6 @@ only `satds ingest` creates a catalog; `build` exits non-zero whenever a scan fa
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from typer.testing import CliRunner
 
@@ -12,19 +10,13 @@ from satds.catalog import Catalog
 from satds.cli import app
 from satds.phantoms import generate
 
+from _robust import flat, tree_digest
+
 runner = CliRunner()
 
 
 def _run(*args):
     return runner.invoke(app, [str(a) for a in args], terminal_width=400)
-
-
-def _flat(r) -> str:
-    return " ".join(r.output.split())
-
-
-def _tree(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -64,22 +56,22 @@ def test_relative_build_out_reads_the_same_from_another_folder(ingested, monkeyp
 @pytest.mark.parametrize("spacing", ["nan,1,1", "inf,1,1", "1e-6,1,1", "0,1,3", "-1,1,3", "1,1"])
 def test_spacing_that_cannot_work_is_refused_before_anything_runs(ingested, spacing):
     cat = ingested / "a" / "cat"
-    before = _tree(cat)
+    before = tree_digest(cat)
     r = _run("build", "-C", cat, "--spacing", spacing)
     assert r.exit_code == 2, r.output
-    assert "Invalid value for '--spacing'" in _flat(r) and ("from 0.01 to 100 mm" in _flat(r) or "three numbers" in _flat(r))
-    assert _tree(cat) == before  # no run recorded, nothing written
+    assert "Invalid value for '--spacing'" in flat(r) and ("from 0.01 to 100 mm" in flat(r) or "three numbers" in flat(r))
+    assert tree_digest(cat) == before  # no run recorded, nothing written
 
 
 def test_unknown_or_uningested_datasets_are_errors(ingested):
     cat = ingested / "a" / "cat"
     for cmd in (["build"], ["qc", "--no-source"]):
         r = _run(*cmd, "-C", cat, "--datasets", "nope")
-        assert r.exit_code == 1 and "unknown dataset 'nope'" in _flat(r), r.output
+        assert r.exit_code == 1 and "unknown dataset 'nope'" in flat(r), r.output
         r = _run(*cmd, "-C", cat, "--datasets", "msd_livr")
-        assert r.exit_code == 1 and "did you mean msd_liver" in _flat(r), r.output
+        assert r.exit_code == 1 and "did you mean msd_liver" in flat(r), r.output
         r = _run(*cmd, "-C", cat, "--datasets", "msd_liver,msd_spleen")
-        assert r.exit_code == 1 and "dataset 'msd_spleen' is not in the catalog" in _flat(r), r.output
+        assert r.exit_code == 1 and "dataset 'msd_spleen' is not in the catalog" in flat(r), r.output
 
 
 def test_only_ingest_creates_a_catalog(ingested, monkeypatch):
@@ -88,31 +80,31 @@ def test_only_ingest_creates_a_catalog(ingested, monkeypatch):
                 ["export", "nnunet", "--classes", "liver", "--datasets", "msd_liver", "--name", "L", "--dataset-id", "515", "--dry-run"]):
         r = _run(*cmd, "-C", typo)
         assert r.exit_code == 1, (cmd, r.output)
-        assert f"no catalog at {typo} (from --catalog)" in _flat(r), (cmd, r.output)
+        assert f"no catalog at {typo} (from --catalog)" in flat(r), (cmd, r.output)
     monkeypatch.setenv("SATDS_CATALOG", str(typo))
     r = _run("build")
-    assert r.exit_code == 1 and "(from SATDS_CATALOG)" in _flat(r)
+    assert r.exit_code == 1 and "(from SATDS_CATALOG)" in flat(r)
     (ingested / "ref").mkdir()
     r = _run("evaluate", "--pred", ingested / "ref", "--ref", ingested / "ref", "--catalog", typo)
-    assert r.exit_code == 1 and "no catalog at" in _flat(r)
+    assert r.exit_code == 1 and "no catalog at" in flat(r)
     assert not typo.exists()
     (ingested / "a" / "empty").mkdir()
     r = _run("build", "-C", ingested / "a" / "empty")
-    assert r.exit_code == 1 and "is not a satds catalog" in _flat(r)
+    assert r.exit_code == 1 and "is not a satds catalog" in flat(r)
     assert not any((ingested / "a" / "empty").iterdir())
 
 
 def test_build_exits_non_zero_when_scans_fail(ingested, monkeypatch):
     cat = ingested / "a" / "cat"
-    raw = _tree(ingested / "a" / "raw")
+    raw = tree_digest(ingested / "a" / "raw")
     # A respaced grid larger than SATDS_MAX_VOXELS (the sources, 40x36x24, are under it) fails every scan
     # with one clear message each.
     monkeypatch.setenv("SATDS_MAX_VOXELS", "100000")
     r = _run("build", "-C", cat, "-w", "1", "--spacing", "0.1,0.1,0.1")
     assert r.exit_code == 1, r.output
     assert "0 built" in r.output and "3 failed" in r.output
-    assert "respacing to [0.1, 0.1, 0.1] mm gives a grid of" in _flat(r)
-    assert "above the limit of 100,000 (choose a coarser --spacing, or set SATDS_MAX_VOXELS)" in _flat(r)
+    assert "respacing to [0.1, 0.1, 0.1] mm gives a grid of" in flat(r)
+    assert "above the limit of 100,000 (choose a coarser --spacing, or set SATDS_MAX_VOXELS)" in flat(r)
     rows = Catalog(cat).connect().execute("SELECT \"case\", file, stage FROM failures ORDER BY \"case\"").fetchall()
     assert rows == [(c, "", "build") for c in ("liver_0", "liver_1", "liver_7")]
     # One failed scan out of three is still exit 1; the other two are built.
@@ -126,4 +118,4 @@ def test_build_exits_non_zero_when_scans_fail(ingested, monkeypatch):
     assert (case, file) == ("liver_7", "imagesTr/liver_7.nii.gz")  # relative to the dataset root
     assert msg.startswith("msd_liver/liver_7: imagesTr/liver_7.nii.gz: ") and "truncated" in msg
     bad.write_bytes(data)
-    assert _tree(ingested / "a" / "raw") == raw
+    assert tree_digest(ingested / "a" / "raw") == raw

@@ -3,7 +3,6 @@ rule gives one answer whatever the argument order; label value 0 cannot make up 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _evaluate_testlib import affine_for, blob
+from _robust import tree_digest
 from typer.testing import CliRunner
 
 from satds.cli import app
@@ -23,10 +23,6 @@ from satds.evaluate.volumes import write_label_map
 runner = CliRunner()
 SHAPE = (20, 18, 10)
 AFF = affine_for((0.9, 0.9, 2.0), origin=(1.0, 2.0, 3.0))
-
-
-def _tree(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 def _pair(seed):
@@ -60,7 +56,7 @@ def folders(tmp_path):
 
 
 def test_bad_predictions_are_recorded_and_every_other_case_scored(folders, tmp_path):
-    before = (_tree(folders / "ref"), _tree(folders / "pred"))
+    before = (tree_digest(folders / "ref"), tree_digest(folders / "pred"))
     out = tmp_path / "scores.csv"
     r = runner.invoke(app, ["evaluate", "--pred", str(folders / "pred"), "--ref", str(folders / "ref"), "--labels", str(folders / "dataset.json"), "--out", str(out)], terminal_width=400)
     assert r.exit_code == 1, r.output  # non-zero at the end...
@@ -85,7 +81,7 @@ def test_bad_predictions_are_recorded_and_every_other_case_scored(folders, tmp_p
         ev = evaluate(alone / "pred", alone / "ref")
         assert not ev.errors
         np.testing.assert_array_equal(ev.scores[["dsc", "nsd", "hd95", "hd"]].to_numpy(), good[good["case"] == case][["dsc", "nsd", "hd95", "hd"]].to_numpy())
-    assert (_tree(folders / "ref"), _tree(folders / "pred")) == before
+    assert (tree_digest(folders / "ref"), tree_digest(folders / "pred")) == before
 
 
 def test_bad_cases_in_parallel_and_in_the_catalog(folders):

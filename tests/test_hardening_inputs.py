@@ -4,8 +4,6 @@ the other cases ingested, the sources unchanged."""
 
 from __future__ import annotations
 
-import hashlib
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -17,15 +15,13 @@ from satds.ingest import ingest
 from satds.io import read_header, read_volume
 from satds.phantoms import generate
 
+from _robust import tree_digest
+
 
 @pytest.fixture
 def liver(tmp_path, monkeypatch):
     monkeypatch.delenv("SATDS_MAX_VOXELS", raising=False)
     return generate("msd_liver", tmp_path / "Task03_Liver")
-
-
-def _tree(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _failures(catalog):
@@ -79,7 +75,7 @@ def test_zero_spacing_nan_affine_and_a_folder_for_a_file(liver, catalog):
     lab = liver / "labelsTr/liver_7.nii.gz"
     lab.unlink()
     lab.mkdir()  # a folder where the label file belongs
-    before = _tree(liver)
+    before = tree_digest(liver)
 
     s = ingest("msd_liver", liver, catalog, workers=1)
     assert s.scans == 0 and s.failed == 3
@@ -93,7 +89,7 @@ def test_zero_spacing_nan_affine_and_a_folder_for_a_file(liver, catalog):
     assert rows[1][3] == "msd_liver/liver_1: imagesTr/liver_1.nii.gz: the affine holds NaN or infinite values: the header does not say where the voxels are"
     assert rows[2][3] == "msd_liver/liver_7: labelsTr/liver_7.nii.gz: a folder where a .nii.gz file is expected"
     assert not any(w in r[3] for r in rows for w in ("SVD", "nan in start_ornt", "DICOM"))
-    assert _tree(liver) == before
+    assert tree_digest(liver) == before
     # the geometry functions say the same when handed such an affine directly
     with pytest.raises(GeometryError, match="NaN or infinite"):
         reorient(arr, nan)
@@ -102,7 +98,7 @@ def test_zero_spacing_nan_affine_and_a_folder_for_a_file(liver, catalog):
 def test_empty_volume_is_a_failure_not_a_scan(liver, catalog):
     img = nib.load(liver / "imagesTr/liver_1.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((0, 36, 24), np.int16), img.affine), liver / "imagesTr/liver_1.nii.gz")
-    before = _tree(liver)
+    before = tree_digest(liver)
     s = ingest("msd_liver", liver, catalog, workers=1)
     assert s.scans == 2 and _scans(catalog) == ["liver_0", "liver_7"]
     [(case, file, kind, msg)] = _failures(catalog)
@@ -110,14 +106,14 @@ def test_empty_volume_is_a_failure_not_a_scan(liver, catalog):
     assert msg == "msd_liver/liver_1: imagesTr/liver_1.nii.gz: empty volume: the header declares shape (0, 36, 24)"
     with pytest.raises(ReadError, match="empty volume"):
         read_header(liver / "imagesTr/liver_1.nii.gz")  # ingest --headers-only refuses it too
-    assert _tree(liver) == before
+    assert tree_digest(liver) == before
 
 
 def test_a_header_declaring_gigabytes_is_refused_before_inflating(liver, catalog, tmp_path):
     # 2048^3 int16 = 17 GB declared in a 400-byte file: refused on the header, with the default cap.
     p = _bomb(liver / "imagesTr/liver_7.nii.gz", (2048, 2048, 2048))
     assert p.stat().st_size < 1000
-    before = _tree(liver)
+    before = tree_digest(liver)
     s = ingest("msd_liver", liver, catalog, workers=1)
     assert s.scans == 2 and _scans(catalog) == ["liver_0", "liver_1"]
     [(case, file, kind, msg)] = _failures(catalog)
@@ -126,7 +122,7 @@ def test_a_header_declaring_gigabytes_is_refused_before_inflating(liver, catalog
         "msd_liver/liver_7: imagesTr/liver_7.nii.gz: the header declares shape (2048, 2048, 2048) = 8,589,934,592 voxels "
         "(17.2 GB), above the limit of 1,073,741,824 voxels; refusing to read it (set SATDS_MAX_VOXELS to raise the limit)"
     )
-    assert _tree(liver) == before
+    assert tree_digest(liver) == before
 
 
 def test_the_cap_is_configurable_and_never_more_than_declared_is_inflated(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +13,7 @@ from satds.cli import app
 from satds.errors import OntologyError
 from satds.ontology import Concept, Ontology, load_ontology, normalise_name
 from satds.ontology.model import OntologyFile
-from satds.resources import ontology_path, shared_dir
+from satds.resources import ontology_path
 
 # SAT-DS names that are synonyms of another SAT-DS name's concept (docs/ontology.md, "Merges").
 MERGED = {"thyroid gland": "thyroid", "rib cartilage": "costal cartilage"}
@@ -31,22 +30,15 @@ def onto() -> Ontology:
     return load_ontology()
 
 
-def _shared() -> Path:
-    s = shared_dir()
-    if s is None:
-        pytest.skip("the project's shared folder (../shared beside the checkout, or $SATDS_SHARED) is absent")
-    return s
+@pytest.fixture(scope="module")
+def terminology(sat_ds_dir) -> dict:
+    return json.loads((sat_ds_dir / "terminology_list.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def terminology() -> dict:
-    return json.loads((_shared() / "datasets" / "sat-ds" / "terminology_list.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def facts() -> list[dict]:
+def facts(sat_ds_dir) -> list[dict]:
     out = []
-    for f in sorted((_shared() / "datasets").glob("facts-part*.yaml")):
+    for f in sorted(sat_ds_dir.parent.glob("facts-part*.yaml")):  # the shared folder's datasets/, beside sat-ds/
         out.extend(yaml.safe_load(f.read_text()))
     return out
 
@@ -91,8 +83,8 @@ def test_sat_regions_and_lesions(onto, terminology):
     assert abnormal <= lesions
 
 
-def test_every_totalsegmentator_name_resolves(onto):
-    maps = json.loads((_shared() / "realdata" / "totalsegmentator-examples" / "classmaps.json").read_text())
+def test_every_totalsegmentator_name_resolves(onto, realdata):
+    maps = json.loads((realdata / "classmaps.json").read_text())
     assert {k: len(v) for k, v in maps.items()} == {"total": 117, "total_mr": 50, "total_v1": 104}
     for m in maps.values():
         for name in m.values():

@@ -18,6 +18,8 @@ import pytest
 
 from satds.demo import prepare
 
+from _robust import satds_env
+
 STAGE = "train-universal33-organs"
 
 
@@ -39,7 +41,7 @@ def test_universal33_paper_recipe_runs_every_stage_and_resumes_after_a_kill(tmp_
         sys.executable, "-m", "satds", "train", "--recipe", "universal33-paper", "--smoke", "--epochs", "1",
         "--device", "cpu", "--processes", "1", "--root", str(root), "-C", str(cat.root),
     ]
-    env = dict(os.environ, COLUMNS="200")
+    env = satds_env(COLUMNS="200")  # this checkout's satds, whatever is installed
 
     plan = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env)
     assert plan.returncode == 0, plan.stderr[-3000:]

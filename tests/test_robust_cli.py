@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from satds.cli import app
 from satds.phantoms import generate
 
-from _robust import satds_env
+from _robust import satds, satds_env
 
 runner = CliRunner()
 
@@ -24,11 +24,6 @@ runner = CliRunner()
 @pytest.fixture
 def liver(tmp_path):
     return generate("msd_liver", tmp_path / "Task03_Liver")
-
-
-def satds(*args, env=None, **kw) -> subprocess.CompletedProcess:
-    """The real command in its own process (its stderr is the real stderr, workers included)."""
-    return subprocess.run([sys.executable, "-m", "satds", *map(str, args)], capture_output=True, text=True, env=env or satds_env(), timeout=300, **kw)
 
 
 def test_markup_in_file_names_and_values_is_printed_as_is(liver, tmp_path):
@@ -49,6 +44,36 @@ def test_markup_in_file_names_and_values_is_printed_as_is(liver, tmp_path):
     # A SQL error that quotes the value is one clear line too.
     r = runner.invoke(app, ["query", "SELECT '[/x]'::INTEGER", "-C", str(cat)])
     assert r.exit_code == 1 and "[/x]" in r.output and "Traceback" not in r.output
+
+
+def test_the_demo_prints_its_folders_as_they_are(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from satds.demo import add_real_scans
+
+    out = Console(file=io.StringIO(), width=400)
+    add_real_scans(tmp_path / "demo[/x]", out)  # a closing tag in the demo's folder: MarkupError if taken for markup
+    assert f"real scan added to btcv                 → {tmp_path}/demo[/x]/btcv" in out.file.getvalue()
+
+
+def test_a_file_size_limit_is_said_like_a_full_disk(tmp_path):
+    # ulimit -f (RLIMIT_FSIZE) makes a write fail with EFBIG: one clear line, as for ENOSPC, not a traceback.
+    import resource
+    import signal
+
+    from satds.catalog import Catalog
+
+    Catalog(tmp_path / "cat").write("runs", [{"run_id": "r", "command": "test"}])
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    r = satds("query", "SELECT range AS n FROM range(100000)", "-C", tmp_path / "cat", "-f", "csv", "--out", tmp_path / "n.csv", preexec_fn=limit)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "error: disk full (File too large): free some space" in r.stderr
 
 
 def _nifti_with_odd_extension(path) -> None:

@@ -17,7 +17,7 @@ from satds.cli import app
 from satds.ingest import ingest
 from satds.phantoms import generate
 
-from _robust import digest
+from _robust import tree_digest
 
 runner = CliRunner()
 
@@ -40,14 +40,14 @@ def test_non_utf8_file_name_is_one_failure_and_the_rest_is_ingested(liver, catal
     root = os.fsencode(liver)
     for sub in (b"imagesTr", b"labelsTr"):
         shutil.copy(os.path.join(root, sub, b"liver_1.nii.gz"), os.path.join(root, sub, b"liver_\xff9.nii.gz"))
-    before = digest(liver)
+    before = tree_digest(liver)
     s = ingest("msd_liver", liver, catalog, workers=1)
     assert (s.scans, s.failed) == (3, 1)
     [(case, file, kind, msg)] = rows(catalog, 'SELECT "case", file, error_type, error FROM failures')
     assert (case, file, kind) == ("liver_\\xff9", "imagesTr/liver_\\xff9.nii.gz", "ReadError")
     assert msg.startswith("msd_liver/liver_\\xff9: imagesTr/liver_\\xff9.nii.gz: the file name is not valid UTF-8")
     assert sorted(r[0] for r in rows(catalog, "SELECT case_id FROM scans")) == ["liver_0", "liver_1", "liver_7"]
-    assert digest(liver) == before
+    assert tree_digest(liver) == before
     # The CLI prints the escaped name and exits 0: the good cases are in.
     r = runner.invoke(app, ["ingest", "msd_liver", "--root", str(liver), "-C", str(catalog.root), "-w", "1"])
     assert r.exit_code == 0, r.output
@@ -59,7 +59,7 @@ def test_corrupt_dataset_json_names_the_file(liver, catalog):
     assert good.scans == 3
     text = (liver / "dataset.json").read_text()
     (liver / "dataset.json").write_text(text[: len(text) // 2])  # a download cut short
-    before = digest(liver)
+    before = tree_digest(liver)
     s = ingest("msd_liver", liver, catalog, workers=1)
     assert (s.scans, s.failed) == (0, 1)
     [(case, file, kind, msg)] = rows(catalog, 'SELECT "case", file, error_type, error FROM failures')
@@ -68,7 +68,7 @@ def test_corrupt_dataset_json_names_the_file(liver, catalog):
     r = runner.invoke(app, ["ingest", "msd_liver", "--root", str(liver), "-C", str(catalog.root), "-w", "1"])
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "msd_liver: dataset.json: the release's label table is not valid JSON" in r.output
-    assert digest(liver) == before
+    assert tree_digest(liver) == before
     # A JSON file that is not a label table (a list) is named the same way.
     (liver / "dataset.json").write_text(json.dumps(["liver", "cancer"]))
     s = ingest("msd_liver", liver, catalog, workers=1)
@@ -84,13 +84,13 @@ def test_split_table_in_another_encoding_names_the_file(tmp_path, catalog):
     root = generate("totalsegmentator", tmp_path / "Totalsegmentator_dataset_v201")
     meta = root / "meta.csv"
     meta.write_bytes(meta.read_bytes().replace(b";A;", ";Universitätsspital;".encode("latin-1"), 1))
-    before = digest(root)
+    before = tree_digest(root)
     s = ingest("totalsegmentator", root, catalog, workers=1)
     assert (s.scans, s.failed) == (0, 1)
     [(file, kind, msg)] = rows(catalog, "SELECT file, error_type, error FROM failures")
     assert (file, kind) == ("meta.csv", "ReadError")
     assert msg.startswith("totalsegmentator: meta.csv: the release's split table cannot be read (UnicodeDecodeError")
-    assert digest(root) == before
+    assert tree_digest(root) == before
 
 
 def test_phantom_with_an_unknown_key_is_one_clear_line(tmp_path):

@@ -9,16 +9,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from satds.catalog import Catalog
 from satds.ingest import ingest
 from satds.phantoms import generate
 
-from _robust import digest, satds_env
+from _robust import satds, tree_digest
 
 
 class Killer(threading.Thread):
@@ -68,14 +69,11 @@ def _pipe_instead_of(path: Path) -> None:
 def test_a_killed_ingest_worker_fails_its_case_and_the_run_goes_on(tmp_path):
     liver = generate("msd_liver", tmp_path / "Task03_Liver")
     _pipe_instead_of(liver / "imagesTr/liver_1.nii.gz")
-    before = digest(liver)
+    before = tree_digest(liver)
     killer = Killer(liver / "imagesTr/liver_1.nii.gz")
     killer.start()
     try:
-        r = subprocess.run(
-            [sys.executable, "-m", "satds", "ingest", "msd_liver", "--root", str(liver), "-C", str(tmp_path / "cat"), "-w", "2"],
-            capture_output=True, text=True, env=satds_env(), timeout=240,
-        )
+        r = satds("ingest", "msd_liver", "--root", liver, "-C", tmp_path / "cat", "-w", "2", timeout=240)
     finally:
         killer.close()
     assert r.returncode == 0, r.stderr
@@ -87,7 +85,7 @@ def test_a_killed_ingest_worker_fails_its_case_and_the_run_goes_on(tmp_path):
     assert con.execute('SELECT "case", file, error_type, stage FROM failures').fetchall() == [("liver_1", "imagesTr/liver_1.nii.gz", "WorkerDied", "ingest")]
     assert sorted(con.execute("SELECT case_id FROM scans").fetchall()) == [("liver_0",), ("liver_7",)]
     assert con.execute("SELECT count(*) FROM annotations").fetchone()[0] == 4
-    assert digest(liver) == before
+    assert tree_digest(liver) == before
 
 
 def test_a_killed_build_worker_fails_its_scan_and_the_build_goes_on(tmp_path):
@@ -127,3 +125,19 @@ def _die_on_3(x: int) -> int:
         os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does
     time.sleep(0.05)
     return x * x
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # another cluster on this machine
+def test_a_case_that_kills_its_dask_worker_says_how_dask_tried_it():
+    # Dask retries a task whose worker died as its scheduler's allowed-failures says (none here), never
+    # alone as the local pool does: the message must not claim a retry alone.
+    pytest.importorskip("distributed")
+    import dask
+
+    from satds import parallel
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        [(item, ok, err)] = list(parallel.run(os._exit, [9], workers=1, executor="dask"))  # the worker process exits
+    assert (item, ok, type(err).__name__) == (9, False, "WorkerDied")
+    assert str(err).startswith("worker died: the process working on this case was killed (out of memory?)")
+    assert "alone" not in str(err) and "allowed-failures" in str(err)

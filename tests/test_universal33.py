@@ -8,8 +8,8 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from _data_catalog import demo_catalog
 
-from satds.demo import prepare
 from satds.export.nnunet import export_nnunet
 from satds.export.recipe import find_recipe
 from satds.ontology import load_ontology
@@ -24,9 +24,10 @@ ORDER = (
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, realdata):
-    out = tmp_path_factory.mktemp("u33")
-    cat = prepare(out, workers=1)
-    res = export_nnunet(cat, find_recipe("universal33"), out / "raw")
+    # The session's demo catalog, shared with tests/test_data.py and tests/test_export_monai.py: only read here
+    # (the export writes outside it).
+    cat = demo_catalog(tmp_path_factory.getbasetemp())
+    res = export_nnunet(cat, find_recipe("universal33"), tmp_path_factory.mktemp("u33") / "raw")
     return cat, res.folder
 
 

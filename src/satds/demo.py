@@ -12,9 +12,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 #: Phantom releases: the seven universal-33 sources, plus multi-channel MRI and a DICOM+PNG release.
 DEMO_DATASETS = ["btcv", "msd_liver", "msd_spleen", "msd_pancreas", "kits19", "ctpelvic1k", "ctspine1k_sources", "msd_prostate", "chaos_ct"]
@@ -40,7 +45,7 @@ def _table(con, title: str, sql: str) -> Table:
     for c in df.columns:
         t.add_column(str(c))
     for row in df.itertuples(index=False):
-        t.add_row(*[str(v) for v in row])
+        t.add_row(*[escape(str(v)) for v in row])
     return t
 
 
@@ -64,13 +69,13 @@ def add_real_scans(data: Path, console: Console | None = None) -> list[tuple[str
     write_real_dicom_as_hnscc(rd, data / "ctspine1k_sources")
     touched = [("totalsegmentator", data / "totalsegmentator"), ("btcv", data / "btcv"), ("totalsegmentator_mri", data / "totalsegmentator_mri"), ("ctspine1k_sources", data / "ctspine1k_sources")]
     if console:
-        console.print(f"  real scans from {rd}", highlight=False)
+        console.print(f"  real scans from {escape(str(rd))}", highlight=False)
         for key, root in touched:
-            console.print(f"  real scan added to {key:<20} → {root}")
+            console.print(f"  real scan added to {key:<20} → {escape(str(root))}")
     return touched
 
 
-def prepare(out: Path, *, workers: int | None = None, console: Console | None = None, real: bool = True) -> "Catalog":  # noqa: F821
+def prepare(out: Path, *, workers: int | None = None, console: Console | None = None, real: bool = True) -> "Catalog":
     """Releases (phantoms + real scans), ingest, the CTSpine1K release written from its sources, build, split."""
     from .build import build
     from .catalog import Catalog
@@ -85,7 +90,7 @@ def prepare(out: Path, *, workers: int | None = None, console: Console | None = 
     console.rule("[bold]1. releases: phantoms of native layouts, and the real example scans")
     releases = {key: generate(key, data / key) for key in DEMO_DATASETS}
     for key, root in releases.items():
-        console.print(f"  phantom {key:<22} → {root}")
+        console.print(f"  phantom {key:<22} → {escape(str(root))}")
     if real:
         for key, root in add_real_scans(data, console):
             releases[key] = root
@@ -111,7 +116,7 @@ def prepare(out: Path, *, workers: int | None = None, console: Console | None = 
         t.add_row(ds, str(c.get("train", 0)), str(c.get("val", 0)), str(c.get("test", 0)))
     console.print(t)
     for g, members in sorted(sp.cross_groups.items()):
-        console.print(f"  group {g} spans datasets (one side): {', '.join(members)}", highlight=False)
+        console.print(f"  group {escape(str(g))} spans datasets (one side): {escape(', '.join(members))}", highlight=False)
     return cat
 
 
@@ -132,18 +137,18 @@ def run_demo(out: Path, *, workers: int | None = None, console: Console | None =
         res = export_nnunet(cat, find_recipe("universal33"), raw, workers=workers)
         n_tr = len(list((res.folder / "labelsTr").glob("*.nii.gz")))
         n_ts = len(list((res.folder / "imagesTs").glob("*_0000.nii.gz")))
-        console.print(f"  {res.folder}: {n_tr} training cases, {n_ts} test cases, 33 classes + ignore", highlight=False)
+        console.print(f"  {escape(str(res.folder))}: {n_tr} training cases, {n_ts} test cases, 33 classes + ignore", highlight=False)
         for w in res.warnings[:5]:
-            console.print(f"  [dim]note: {w}[/dim]", highlight=False)
+            console.print(f"  [dim]note: {escape(str(w))}[/dim]", highlight=False)
     except Exception as e:  # the demo goes on; the message says why
-        console.print(f"  [yellow]export skipped:[/yellow] {e}", highlight=False)
-    console.print(f"  train it: satds train --task universal33 --root {out / 'nnunet'} --device cuda", highlight=False)
+        console.print(f"  [yellow]export skipped:[/yellow] {escape(str(e))}", highlight=False)
+    console.print(f"  train it: satds train --task universal33 --root {escape(str(out / 'nnunet'))} --device cuda", highlight=False)
 
     console.rule("[bold]6. query (DuckDB over the catalog)")
     con = cat.connect()
     for title, sql in QUERIES.items():
         console.print(_table(con, title, sql))
-    console.print(f"catalog: {cat.root}   (try: satds query --catalog {cat.root} \"SELECT * FROM scans\")", highlight=False)
+    console.print(f"catalog: {escape(str(cat.root))}   (try: satds query --catalog {escape(str(cat.root))} \"SELECT * FROM scans\")", highlight=False)
 
     console.rule("[bold]7. QC (previews + checks) and report")
     from .qc import run_qc
@@ -151,8 +156,8 @@ def run_demo(out: Path, *, workers: int | None = None, console: Console | None =
 
     q = run_qc(cat, workers=workers)
     sev = ", ".join(f"{q.severities.get(k, 0)} {k}" for k in ("error", "warning", "info"))
-    console.print(f"  {q.previews} previews in {q.out / 'previews'}; flags: {sev}")
+    console.print(f"  {q.previews} previews in {escape(str(q.out / 'previews'))}; flags: {sev}")
     report = write_report(cat, out / "report.html")
     console.print(f"done in {time.monotonic() - t0:.0f} s")
-    console.print(f"report: {report.resolve()}", highlight=False, soft_wrap=True)
+    console.print(f"report: {escape(str(report.resolve()))}", highlight=False, soft_wrap=True)
     return out

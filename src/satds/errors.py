@@ -6,6 +6,13 @@ the dataset root, so messages read the same on every machine.
 
 from __future__ import annotations
 
+import errno
+
+#: The errnos of a write that ran out of room: no space left (ENOSPC), a quota (EDQUOT), a file-size limit
+#: (EFBIG: ``ulimit -f``/RLIMIT_FSIZE, or the file system's largest file). The CLI and the catalog report
+#: each as one "disk full" line (naming the errno's own text), never a traceback.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
 
 def printable(text: str) -> str:
     """A name as satds shows and stores it: bytes that are not UTF-8 (a file name from another system,

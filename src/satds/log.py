@@ -30,12 +30,12 @@ def user_temp(name: str) -> Path:
     return d
 
 
-def setup(verbose: bool = False) -> "Callable[[], int]":
+def setup(verbose: bool = False) -> tuple[Path, Callable[[], int]]:
     """Send warnings and satds's log records to a log file (and to stderr when ``verbose``).
 
     The file is ``$SATDS_LOG``, else a new ``satds-<time>-<pid>.log`` per command in a per-user temp
-    folder (the newest 20 are kept). Returns ``done()``, which undoes the routing and returns how many
-    bytes this command logged (so the CLI can say where its warnings went).
+    folder (the newest 20 are kept). Returns that file and ``done()``, which undoes the routing and returns
+    how many bytes this command logged (so the CLI can say where its warnings went).
     """
     saved = {k: os.environ.get(k) for k in (LOG_ENV, VERBOSE_ENV)}
     if saved[LOG_ENV]:
@@ -55,10 +55,7 @@ def setup(verbose: bool = False) -> "Callable[[], int]":
     route_itk()
 
     def done() -> int:
-        root = logging.getLogger()
-        for h in [h for h in root.handlers if getattr(h, "_satds", False)]:
-            root.removeHandler(h)
-            h.close()
+        _remove_handlers()
         logging.captureWarnings(False)
         for k, v in saved.items():
             if v is None:
@@ -70,7 +67,7 @@ def setup(verbose: bool = False) -> "Callable[[], int]":
         except OSError:
             return 0
 
-    return done
+    return path, done
 
 
 def worker_setup() -> None:
@@ -82,10 +79,8 @@ def worker_setup() -> None:
 
 def _configure(path: Path, verbose: bool) -> None:
     logging.captureWarnings(True)
+    _remove_handlers()
     root = logging.getLogger()
-    for h in [h for h in root.handlers if getattr(h, "_satds", False)]:
-        root.removeHandler(h)
-        h.close()
     handlers: list[logging.Handler] = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +97,14 @@ def _configure(path: Path, verbose: bool) -> None:
     if root.level > logging.WARNING or root.level == logging.NOTSET:
         root.setLevel(logging.WARNING)
     logging.getLogger("satds").setLevel(logging.DEBUG)
+
+
+def _remove_handlers() -> None:
+    """Take satds's handlers off the root logger (and close their files)."""
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_satds", False)]:
+        root.removeHandler(h)
+        h.close()
 
 
 def route_itk() -> None:

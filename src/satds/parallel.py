@@ -2,7 +2,8 @@
 
 Results come back as they finish, so callers can write them to the catalog in batches and a killed
 run loses at most the last batch. Exceptions are returned, not raised: one bad item never stops a run,
-nor does a worker process the system kills (its item is retried alone, then recorded as failed).
+nor does a worker process the system kills (its item is retried alone, then recorded as failed; on Dask,
+retried as the scheduler's ``allowed-failures`` says).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import WorkerDied
 
 DIED = "worker died: the process working on this case was killed (out of memory?), once among others and once alone"
+# Dask retries a task whose worker died on another worker, up to the scheduler's allowed-failures, then gives up.
+DIED_DASK = "worker died: the process working on this case was killed (out of memory?), on every try Dask allows (distributed.scheduler.allowed-failures)"
 
 
 def default_workers() -> int:
@@ -124,25 +127,24 @@ def _run_pool(fn: Callable, items: list, workers: int, ctx) -> Iterator[tuple[An
                 if not pending:
                     break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    x = pending.pop(fut)
-                    ok, res, died = _outcome(fut)
-                    if died:
-                        suspects.append(x)
-                        broken = True
-                    else:
-                        yield x, ok, res
-                if broken:  # the others in flight share the broken pool's fate
-                    for fut, x in pending.items():
-                        ok, res, died = _outcome(fut)
-                        if died:
-                            suspects.append(x)
-                        else:
-                            yield x, ok, res
+                before = len(suspects)
+                yield from _settle(done, pending, suspects)
+                if len(suspects) > before:  # a worker died: the others in flight share the broken pool's fate
+                    yield from _settle(list(pending), pending, suspects)
                     break
         for x in suspects:
             ok, res = _alone(fn, x, ctx)
+            yield x, ok, res
+
+
+def _settle(futures: Iterable, pending: dict, suspects: list) -> Iterator[tuple[Any, bool, Any]]:
+    """Take ``futures`` off ``pending``: yield each outcome, or add its item to ``suspects`` when its worker died."""
+    for fut in futures:
+        x = pending.pop(fut)
+        ok, res, died = _outcome(fut)
+        if died:
+            suspects.append(x)
+        else:
             yield x, ok, res
 
 
@@ -158,13 +160,10 @@ def _outcome(fut) -> tuple[bool, Any, bool]:
 
 
 def _alone(fn: Callable, item: Any, ctx) -> tuple[bool, Any]:
+    """One item in a pool of its own: a second death is the item's failure."""
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init) as pool:
-        try:
-            return pool.submit(_call, fn, item).result()
-        except BrokenProcessPool:
-            return False, WorkerDied(DIED)
-        except BaseException as e:
-            return False, e
+        ok, res, died = _outcome(pool.submit(_call, fn, item))
+    return (False, WorkerDied(DIED)) if died else (ok, res)
 
 
 def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) -> Iterator[tuple[Any, bool, Any]]:
@@ -186,7 +185,7 @@ def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) ->
             try:
                 ok, res = fut.result()
             except BaseException as e:
-                ok, res = False, WorkerDied(DIED) if type(e).__name__ == "KilledWorker" else e
+                ok, res = False, WorkerDied(DIED_DASK) if type(e).__name__ == "KilledWorker" else e
             yield x, ok, res
     finally:
         client.close()

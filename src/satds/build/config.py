@@ -6,16 +6,13 @@ import hashlib
 import json
 from typing import Literal
 
-import math
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-BUILD_VERSION = "2"
+from .spacing import SPACING_RANGE_MM, check_spacing
 
-#: Target spacings satds accepts, in mm. Below 0.01 mm (10 µm: beyond any CT, MRI or PET in the collection,
-#: whose finest scans are ~0.1 mm) or above 100 mm a typo is far likelier than intent, and such a grid
-#: would fail every scan (too many voxels, or none).
-SPACING_RANGE_MM = (0.01, 100.0)
+__all__ = ["BUILD_VERSION", "SPACING_RANGE_MM", "BuildConfig", "Intensity", "check_spacing"]
+
+BUILD_VERSION = "2"
 
 
 class Intensity(BaseModel):
@@ -53,11 +50,7 @@ class BuildConfig(BaseModel):
     @field_validator("spacing")
     @classmethod
     def _spacing_in_range(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        lo, hi = SPACING_RANGE_MM
-        for x in v:
-            if not math.isfinite(x) or not lo <= x <= hi:
-                raise ValueError(f"target spacing {list(v)} mm: each value must be a finite number from {lo:g} to {hi:g} mm")
-        return v
+        return check_spacing(v)
 
     def hash(self) -> str:
         blob = json.dumps({"v": BUILD_VERSION, **self.model_dump(mode="json", exclude={"compression_level"})}, sort_keys=True)

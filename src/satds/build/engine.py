@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..catalog import Catalog, new_gen, new_id, now
+from ..catalog.store import dataset_problems
 from ..errors import CaseError
 from .config import BUILD_VERSION, BuildConfig
 from .task import BuildJob, build_scan, scan_folder
@@ -72,7 +73,7 @@ def build(
     from ..errors import SatdsError
 
     cfg = config or BuildConfig()
-    if not catalog.root.is_dir():
+    if not catalog.exists():
         raise SatdsError(f"no catalog at {catalog.root} (satds ingest creates one)")
     # Paths stored in the catalog are absolute: a catalog must read the same from any working folder.
     out = (Path(out_dir) if out_dir else catalog.root / "normalised").expanduser().resolve()
@@ -81,17 +82,14 @@ def build(
     summary = BuildSummary(new_id("build"))
     con = catalog.connect()
     try:
-        where = ""
-        params: dict = {}
+        where, params = "", None
         if datasets:
-            where = "WHERE s.dataset IN (SELECT unnest($ds))"
-            params = {"ds": [d.lower() for d in datasets]}
-        if datasets:
-            known = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
-            missing = sorted({d.lower() for d in datasets} - known)
-            if missing:
-                raise SatdsError(f"dataset(s) not in the catalog {catalog.root}: {', '.join(missing)} (ingested: {', '.join(sorted(known)) or 'none'})")
-        rel = con.sql(f"SELECT s.*, d.root FROM scans s JOIN datasets d USING (dataset) {where} ORDER BY s.scan_id", params=params or None)
+            keys = list(dict.fromkeys(d.lower() for d in datasets))
+            problems = dataset_problems(con, keys, catalog.root)
+            if problems:
+                raise SatdsError("; ".join(problems))
+            where, params = "WHERE s.dataset IN (SELECT unnest($ds))", {"ds": keys}
+        rel = con.sql(f"SELECT s.*, d.root FROM scans s JOIN datasets d USING (dataset) {where} ORDER BY s.scan_id", params=params)
         scans = rel.to_arrow_table().to_pylist()
     finally:
         con.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from .parts import brief
@@ -89,9 +90,9 @@ def repair(catalog: Catalog) -> RepairReport:
         rep.moved.append((b, dest))
     if not rep.moved:
         return rep
-    rep.reingest = missing_rows(catalog)
     con = catalog.connect()
     try:
+        rep.reingest = missing_rows(con)
         rep.roots = dict(con.execute("SELECT dataset, root FROM datasets").fetchall())
     finally:
         con.close()
@@ -102,8 +103,9 @@ def repair(catalog: Catalog) -> RepairReport:
     return rep
 
 
-def missing_rows(catalog: Catalog) -> dict[str, list[str]]:
-    """Datasets whose current rows disagree with each other (what a lost part leaves behind)."""
+def missing_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Datasets whose current rows disagree with each other (what a lost part leaves behind), read on a
+    connection to the catalog (:meth:`Catalog.connect`)."""
     checks = {
         "its datasets row counts {1} scan(s), {2} are left": """
             SELECT d.dataset, d.scans, count(s.scan_id) FROM datasets d LEFT JOIN scans s USING (dataset)
@@ -123,11 +125,7 @@ def missing_rows(catalog: Catalog) -> dict[str, list[str]]:
             GROUP BY ALL HAVING count(f.dataset) < d.failures""",
     }
     out: dict[str, list[str]] = {}
-    con = catalog.connect()
-    try:
-        for why, sql in checks.items():
-            for row in con.execute(sql).fetchall():
-                out.setdefault(row[0], []).append(why.format(*row))
-    finally:
-        con.close()
+    for why, sql in checks.items():
+        for row in con.execute(sql).fetchall():
+            out.setdefault(row[0], []).append(why.format(*row))
     return dict(sorted(out.items()))

@@ -8,7 +8,6 @@ in a file name is shown, not taken for console markup.
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from pathlib import Path
@@ -19,14 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
-
 
 class _Errors(TyperGroup):
     """The top-level group: turns the errors a user can act on into one clear line."""
 
     def invoke(self, ctx: Any) -> Any:
-        from ..errors import SatdsError
+        from ..errors import DISK_FULL, SatdsError
 
         started = time.monotonic()
         try:
@@ -71,8 +68,7 @@ def _main(
 ) -> None:
     from .. import log
 
-    done = log.setup(verbose)
-    path = os.environ[log.LOG_ENV]
+    path, done = log.setup(verbose)
 
     def close() -> None:
         if done() > 0 and not verbose:
@@ -105,44 +101,23 @@ def catalog_dir(value: Path | None, *, must_exist: bool = True) -> Path:
 
 
 def require_catalog(path: Path, origin: str = "--catalog") -> None:
-    """Exit with a clear error unless ``path`` is a satds catalog (a folder holding at least one table)."""
-    from ..catalog.schema import TABLES
+    """Exit with a clear error unless ``path`` is a satds catalog (:meth:`satds.catalog.Catalog.exists`)."""
+    from ..catalog import Catalog
 
     if not path.is_dir():
         raise fail(f"no catalog at {path.absolute()} (from {origin}); `satds ingest` creates one, other commands read an existing one")
-    if not any((path / t).is_dir() for t in TABLES):
+    if not Catalog(path).exists():
         raise fail(f"{path.absolute()} (from {origin}) is not a satds catalog: it holds none of the catalog's tables")
 
 
-def dataset_keys(value: str | None, catalog: Path) -> list[str] | None:
-    """``--datasets a,b`` as keys, each a dataset ingested in ``catalog``; otherwise an error per key that
-    says whether it is unknown (with close keys) or known but not ingested."""
+def dataset_keys(value: str | None) -> list[str] | None:
+    """``--datasets a,b`` as lower-case keys, each once (None: the option was not given). The engines say
+    which keys are not datasets of the catalog (:func:`satds.catalog.store.dataset_problems`)."""
     if value is None:
         return None
     keys = list(dict.fromkeys(k.strip().lower() for k in value.split(",") if k.strip()))
     if not keys:
         raise fail("--datasets is empty: give comma-separated dataset keys")
-    from ..catalog import Catalog
-    from ..errors import SpecError
-    from ..specs import get_spec
-
-    con = Catalog(catalog).connect()
-    try:
-        known = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
-    finally:
-        con.close()
-    problems = []
-    for k in keys:
-        if k in known:
-            continue
-        try:
-            get_spec(k)
-        except SpecError as e:
-            problems.append(str(e))
-            continue
-        problems.append(f"dataset {k!r} is not in the catalog {catalog} (ingested: {', '.join(sorted(known)) or 'none'}); run `satds ingest {k} --root DIR` first")
-    if problems:
-        raise fail("; ".join(problems))
     return keys
 
 

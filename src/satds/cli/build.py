@@ -7,38 +7,25 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..build.spacing import SPACING_RANGE_MM, check_spacing
 from .app import CatalogOpt, app, catalog_dir, console, data, dataset_keys, err_console, fail
+
+_LO, _HI = SPACING_RANGE_MM
 
 
 def _spacing(value: str) -> tuple[float, float, float]:
-    """``x,y,z`` in mm: three finite numbers within :data:`satds.build.config.SPACING_RANGE_MM`."""
-    import math
-
-    from ..build.config import SPACING_RANGE_MM
-
-    lo, hi = SPACING_RANGE_MM
+    """Option callback: ``x,y,z`` in mm as three floats; a bad --spacing is a usage error before anything runs."""
     try:
-        parts = [float(x) for x in value.split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: give three numbers in mm, e.g. 1,1,3") from None
-    if len(parts) != 3:
-        raise typer.BadParameter(f"{value!r}: give three numbers in mm, e.g. 1,1,3")
-    bad = [x for x in parts if not (math.isfinite(x) and lo <= x <= hi)]
-    if bad:
-        raise typer.BadParameter(f"{value!r}: each spacing must be a finite number from {lo:g} to {hi:g} mm (got {', '.join(map(str, bad))})")
-    return tuple(parts)  # type: ignore[return-value]
-
-
-def _check_spacing(value: str) -> str:
-    """Option callback: a bad --spacing is a usage error before anything runs."""
-    _spacing(value)
-    return value
+        return check_spacing(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 @app.command("build")
 def build_cmd(
     catalog: CatalogOpt = None,
-    spacing: Annotated[str, typer.Option(help="Target spacing x,y,z in mm (after reorientation), each from 0.01 to 100.", callback=_check_spacing)] = "1,1,3",
+    # The command receives the callback's tuple of three floats.
+    spacing: Annotated[str, typer.Option(help=f"Target spacing x,y,z in mm (after reorientation), each from {_LO:g} to {_HI:g}.", callback=_spacing)] = "1,1,3",
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated dataset keys [default: all ingested].")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Parallel processes [default: all cores].")] = None,
     executor: Annotated[str, typer.Option(help="local (process pool) or dask.")] = "local",
@@ -58,11 +45,11 @@ def build_cmd(
     if executor not in ("local", "dask"):
         raise fail("--executor must be local or dask")
     try:
-        cfg = BuildConfig(spacing=_spacing(spacing), orientation=orientation.upper(), image_interpolation=image_interpolation, label_interpolation=label_interpolation)
+        cfg = BuildConfig(spacing=spacing, orientation=orientation.upper(), image_interpolation=image_interpolation, label_interpolation=label_interpolation)
     except Exception as e:
         raise fail(str(e))
     root = catalog_dir(catalog)
-    keys = dataset_keys(datasets, root)
+    keys = dataset_keys(datasets)
     cat = Catalog(root)
     with Progress(TextColumn("build"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("build", total=None)

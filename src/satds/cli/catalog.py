@@ -35,13 +35,14 @@ def info(catalog: CatalogOpt = None) -> None:
 def compact(catalog: CatalogOpt = None) -> None:
     """Merge each table's part files into one (safe while other commands write and read)."""
     from ..catalog import TABLES, Catalog
+    from ..catalog.repair import check
 
     cat = Catalog(catalog_dir(catalog))
     for name in TABLES:
         n = cat.compact(name)
         if n:
             console.print(f"{name}: {n} parts merged")
-    bad = cat.problems()
+    bad = check(cat, deep=False)
     if bad:
         raise fail(f"{len(bad)} damaged or foreign part file(s) were left as they are (tables holding them are not compacted): run satds catalog repair")
 
@@ -69,8 +70,6 @@ def check_cmd(
     from ..catalog.repair import check
 
     cat = Catalog(catalog_dir(catalog))
-    if not cat.root.is_dir():
-        raise fail(f"no catalog at {cat.root}")
     bad = check(cat, deep=not quick)
     if not bad:
         console.print(f"{data(cat.root)}: every part file is readable and satds's own", highlight=False)
@@ -86,8 +85,6 @@ def repair_cmd(catalog: CatalogOpt = None) -> None:
     from ..catalog.repair import repair
 
     cat = Catalog(catalog_dir(catalog))
-    if not cat.root.is_dir():
-        raise fail(f"no catalog at {cat.root}")
     rep = repair(cat)
     if not rep.moved:
         console.print(f"{data(cat.root)}: nothing to repair", highlight=False)

@@ -28,7 +28,7 @@ def qc_cmd(
     from ..qc import run_qc
 
     cat = Catalog(catalog_dir(catalog))
-    keys = dataset_keys(datasets, cat.root)
+    keys = dataset_keys(datasets)
     with Progress(TextColumn("qc"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("qc", total=None)
         try:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..catalog import Catalog, new_id, now
+from ..catalog.store import dataset_problems
 from .config import QCConfig
 from .flags import flag
 
@@ -152,11 +153,14 @@ def run_qc(
     summary = QCSummary(new_id("qc"), out)
     con = catalog.connect()
     try:
-        known = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
-        sel = {d.lower() for d in datasets} if datasets else set(known)
-        unknown = sorted(sel - known)
-        if unknown:
-            raise ValueError(f"dataset(s) not in the catalog: {', '.join(unknown)} (ingested: {', '.join(sorted(known)) or 'none'})")
+        if datasets:
+            keys = list(dict.fromkeys(d.lower() for d in datasets))
+            problems = dataset_problems(con, keys, catalog.root)
+            if problems:
+                raise ValueError("; ".join(problems))
+            sel = set(keys)
+        else:
+            sel = {r[0] for r in con.execute("SELECT dataset FROM datasets").fetchall()}
         scans = con.sql(
             """SELECT s.scan_id, s.dataset, s.case_id, s.modality, s.channels, s.channel_modalities, s.case_files,
                       s.spacing, s.affine, s.axcodes, s.normalised_image, s.normalised_label, s.status, d.root

@@ -7,18 +7,13 @@ import io
 import numpy as np
 
 from .colors import class_color
+from .mpl import pyplot
 
 SEVERITY_COLORS = {"error": "#c62828", "warning": "#ef8f00", "info": "#1e6fb8"}
 
 
-def _plt():
-    from .mpl import pyplot
-
-    return pyplot()
-
-
 def _png(fig, dpi: int = 90) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches="tight")
     plt.close(fig)
@@ -27,7 +22,7 @@ def _png(fig, dpi: int = 90) -> bytes:
 
 def overview(scans_per_dataset: dict[str, int], flags_per_dataset: dict[str, dict[str, int]]) -> bytes:
     """Scans per dataset, and error/warning flags per dataset (stacked)."""
-    plt = _plt()
+    plt = pyplot()
     names = sorted(scans_per_dataset)
     h = max(2.2, 0.28 * len(names) + 1.0)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, h), sharey=True)
@@ -55,7 +50,7 @@ def dataset_plots(spacings: np.ndarray, volumes: dict[str, tuple[str, list[float
 
     ``spacings``: (n, 3) array; ``volumes``: class id → (name, volumes of the scans that have it).
     """
-    plt = _plt()
+    plt = pyplot()
     items = sorted(volumes.items(), key=lambda kv: -float(np.median(kv[1][1])) if kv[1][1] else 0.0)
     shown = items[:max_classes]
     h = max(2.8, 0.24 * len(shown) + 1.2)
