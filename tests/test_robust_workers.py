@@ -23,12 +23,13 @@ from _robust import satds, tree_digest
 
 
 class Killer(threading.Thread):
-    """SIGKILLs every other process that holds ``fifo`` open, until stopped; counts the kills."""
+    """SIGKILLs every other process that holds ``fifo`` open, until stopped; counts the processes killed
+    (each once: on a loaded machine a killed process can still show the open pipe on the next look)."""
 
     def __init__(self, fifo: Path):
         super().__init__(daemon=True)
         self.fifo = str(fifo)
-        self.kills = 0
+        self.killed: set[int] = set()
         self.stop = threading.Event()
         # A helper process holds the write end (O_RDWR does not block on a FIFO): a reader's open()
         # returns at once and its read() waits for data that never comes. Not this process: workers
@@ -49,10 +50,14 @@ class Killer(threading.Thread):
                     fds = os.listdir(f"/proc/{pid}/fd")
                     if any(os.readlink(f"/proc/{pid}/fd/{fd}") == self.fifo for fd in fds):
                         os.kill(int(pid), signal.SIGKILL)
-                        self.kills += 1
+                        self.killed.add(int(pid))
                 except OSError:  # gone, or not ours
                     continue
             time.sleep(0.05)
+
+    @property
+    def kills(self) -> int:
+        return len(self.killed)
 
     def close(self) -> None:
         self.stop.set()

@@ -94,8 +94,9 @@ class LabelError(CaseError):
 
 
 class WorkerDied(CaseError):
-    """The process working on a case died (killed by the system, most often for memory) twice: once among
-    others, once alone. The runner records it as that case's failure and starts a new pool."""
+    """The process working on a case died (killed by the system, most often for memory). The local pool
+    records it after the case killed its worker twice, once among others and once alone, and starts a new
+    pool; on Dask, after the scheduler's own retries (``distributed.scheduler.allowed-failures``)."""
 
 
 class CatalogError(SatdsError):

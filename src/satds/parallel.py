@@ -175,7 +175,7 @@ def _run_dask(fn: Callable, items: list, workers: int, scheduler: str | None) ->
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")  # any free port: never clash on 8787
         client = Client(cluster)
     try:
         client.run(_worker_init)
