@@ -49,8 +49,6 @@ def evaluate(
 
     import datetime as _dt
 
-    from rich.markup import escape
-
     started = _dt.datetime.now(_dt.UTC)
     case_info = {}
     if catalog is not None:
@@ -96,7 +94,7 @@ def evaluate(
         summary["errors"] = dict(result.errors)
         err_console.print(f"[red]error:[/red] {len(result.errors)} case(s) could not be scored (flag 'error' in the scores, left out of every mean):", highlight=False)
         for msg in list(result.errors.values())[:20]:
-            err_console.print(f"  [red]✗[/red] {escape(msg)}", highlight=False)
+            err_console.print(f"  [red]✗[/red] {data(msg)}", highlight=False)
         if len(result.errors) > 20:
             err_console.print(f"  … {len(result.errors) - 20} more (the 'error' column of --out)", highlight=False)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .app import app
+from .app import app, data
 
 if TYPE_CHECKING:
     from ..ontology import Ontology
@@ -56,7 +56,6 @@ def resolve(
                                                           show_default=False)] = None,
 ) -> None:
     """Print NAME<TAB>concept-id for each name (case, underscore, spacing and ct_/mri_/pet_ prefix insensitive)."""
-    from rich.markup import escape
 
     from ..errors import OntologyError
 
@@ -73,7 +72,7 @@ def resolve(
             failed.append(str(e))
     if failed:
         for msg in failed:
-            err_console.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {data(msg)}", highlight=False, soft_wrap=True)
         err_console.print(f"{len(failed)} of {len(names)} name(s) did not resolve", highlight=False)
         raise typer.Exit(1)
 

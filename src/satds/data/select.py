@@ -163,7 +163,7 @@ def select_scans(
     bad_split = [s for s in split_l or [] if s not in ("train", "val", "test")]
     if bad_split:
         raise DataError(f"split {bad_split} is not one of train, val, test")
-    if not cat.root.is_dir():
+    if not cat.exists():
         raise DataError(f"no catalog at {cat.root}: run `satds ingest KEY --root DIR` and `satds build` first (or pass the catalog's folder)")
 
     from ..catalog.store import restrict_files

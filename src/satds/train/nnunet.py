@@ -131,7 +131,7 @@ def ensure_export(catalog, recipe, paths: NnunetPaths, *, force: bool = False, p
 
     folder = paths.raw / recipe.folder_name
     prov_file = folder / PROVENANCE
-    if catalog is None or not Path(catalog.root).exists():
+    if catalog is None or not catalog.exists():
         if prov_file.exists():
             echo(f"no catalog at {catalog.root if catalog else '-'}; using the existing export {folder}")
             return folder, False
