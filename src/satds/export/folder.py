@@ -82,3 +82,11 @@ def swap_into_place(tmp: Path, folder: Path, ours: set[str] | None) -> Path | No
     kept = folder.parent / f"{REPLACED}{folder.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
     old.rename(kept)
     return kept
+
+
+def publish(tmp: Path, folder: Path, record_name: str, record: dict, ours: set[str] | None) -> Path | None:
+    """Finish an export: its record (``record_name``, JSON) lists every file written, itself included, so a
+    later export knows what it may replace; then swap ``tmp`` into ``folder`` (see :func:`swap_into_place`)."""
+    record["files"] = files_in(tmp) + [record_name]
+    (tmp / record_name).write_text(json.dumps(record, indent=1))
+    return swap_into_place(tmp, folder, ours)

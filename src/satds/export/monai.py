@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import SpecError
 from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS
-from .folder import files_in, read_record, swap_into_place, target_problems
+from .folder import publish, read_record, target_problems
 from .problems import export_error
 from .recipe import Recipe, ResolvedRecipe
 
@@ -319,12 +319,10 @@ def export_monai(
             "notes": plan.notes,
             "cases": cases,
         }
-        sidecar["files"] = files_in(tmp) + [STATUS_JSON]  # what a later export may replace
-        (tmp / STATUS_JSON).write_text(json.dumps(sidecar, indent=1))
         for d in {d for pair in _DIRS.values() for d in pair}:
             if not any((tmp / d).iterdir()):
                 (tmp / d).rmdir()
-        result.replaced = swap_into_place(tmp, folder, _written(folder))
+        result.replaced = publish(tmp, folder, STATUS_JSON, sidecar, _written(folder))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,7 +19,7 @@ import numpy as np
 
 from .cases import ExportPlan, Unit, load_unit, plan_export, run_unit_jobs, unit_job
 from .class_status import CLASS_STATUS, class_status
-from .folder import files_in, read_record, swap_into_place, target_problems
+from .folder import publish, read_record, target_problems
 from .problems import export_error
 from .pseudofiles import pseudo_stamp
 from .recipe import Recipe
@@ -322,9 +322,7 @@ def export_nnunet(
             "notes": plan.notes,
             "cases": cases,
         }
-        prov["files"] = files_in(tmp) + [PROVENANCE]
-        (tmp / PROVENANCE).write_text(json.dumps(prov, indent=1))
-        result.replaced = swap_into_place(tmp, folder, satds_files(folder))
+        result.replaced = publish(tmp, folder, PROVENANCE, prov, satds_files(folder))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
